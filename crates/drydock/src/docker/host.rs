@@ -1,0 +1,124 @@
+//! Where published ports are reached from, and where they are published.
+//!
+//! testcontainers-rs answers "the bridge gateway" whenever `/.dockerenv` exists, which is wrong on
+//! VMs whose image carries a stray one: there the gateway is this machine's own docker0 address
+//! and ports published on 127.0.0.1 are not reachable through it. drydock only believes it runs
+//! inside a container when the gateway is *not* one of this machine's addresses.
+
+use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+
+use testcontainers::bollard::{query_parameters::InspectNetworkOptions, Docker};
+
+#[derive(Clone, Debug)]
+pub(crate) struct HostAddress {
+    /// Where clients in this process connect to.
+    pub host: String,
+    /// Which host address ports are published on.
+    pub bind_ip: String,
+}
+
+const LOOPBACK: &str = "127.0.0.1";
+
+pub(crate) async fn resolve(docker: &Docker, endpoint: &str) -> HostAddress {
+    let bind_override = std::env::var("DRYDOCK_BIND_IP").ok().filter(|v| !v.is_empty());
+    let explicit_host = ["DRYDOCK_HOST", "TESTCONTAINERS_HOST_OVERRIDE"]
+        .into_iter()
+        .find_map(|v| std::env::var(v).ok().filter(|v| !v.is_empty()));
+    if let Some(host) = explicit_host {
+        let bind_ip = bind_override.unwrap_or_else(|| bind_ip_for(&host));
+        return HostAddress { host, bind_ip };
+    }
+    if let Some(remote) = remote_engine_host(endpoint) {
+        // A remote engine publishes on its own interfaces; loopback there is unreachable from here.
+        let bind_ip = bind_override.unwrap_or_else(|| bind_ip_for(&remote));
+        return HostAddress {
+            host: remote,
+            bind_ip,
+        };
+    }
+    if std::path::Path::new("/.dockerenv").exists() {
+        if let Some(gateway) = bridge_gateway(docker).await {
+            if !is_own_address(gateway) {
+                let host = gateway.to_string();
+                return HostAddress {
+                    bind_ip: bind_override.unwrap_or_else(|| host.clone()),
+                    host,
+                };
+            }
+        }
+    }
+    HostAddress {
+        host: LOOPBACK.into(),
+        bind_ip: bind_override.unwrap_or_else(|| LOOPBACK.into()),
+    }
+}
+
+/// The host of a `tcp://host:port` engine address, unless that host is this machine.
+fn remote_engine_host(endpoint: &str) -> Option<String> {
+    let rest = ["tcp://", "http://", "https://"]
+        .into_iter()
+        .find_map(|scheme| endpoint.strip_prefix(scheme))?;
+    let authority = rest.split('/').next()?;
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<IpAddr>() {
+        Ok(ip) if ip.is_loopback() || is_own_address(ip) => None,
+        _ if host == "localhost" => None,
+        _ => Some(host.to_string()),
+    }
+}
+
+/// Publish on the host address itself when it is one of ours, else on loopback.
+fn bind_ip_for(host: &str) -> String {
+    match host.parse::<IpAddr>() {
+        Ok(ip) if is_own_address(ip) => ip.to_string(),
+        _ => LOOPBACK.into(),
+    }
+}
+
+async fn bridge_gateway(docker: &Docker) -> Option<IpAddr> {
+    let network = docker
+        .inspect_network("bridge", None::<InspectNetworkOptions>)
+        .await
+        .ok()?;
+    network
+        .ipam?
+        .config?
+        .into_iter()
+        .filter_map(|cfg| cfg.gateway)
+        .find_map(|gw| gw.parse().ok())
+}
+
+/// An address is this machine's own when a socket can bind to it.
+fn is_own_address(ip: IpAddr) -> bool {
+    if ip == IpAddr::V4(Ipv4Addr::UNSPECIFIED) {
+        return false;
+    }
+    UdpSocket::bind((ip, 0)).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_and_local_engines_are_not_remote() {
+        assert_eq!(remote_engine_host("unix:///var/run/docker.sock"), None);
+        assert_eq!(remote_engine_host("tcp://127.0.0.1:2375"), None);
+        assert_eq!(remote_engine_host("tcp://localhost:2375"), None);
+        assert_eq!(
+            remote_engine_host("tcp://docker.example:2376").as_deref(),
+            Some("docker.example")
+        );
+    }
+
+    #[test]
+    fn own_addresses_are_recognised() {
+        assert!(is_own_address(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        // TEST-NET-1 is never assigned to a machine.
+        assert!(!is_own_address("192.0.2.1".parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))));
+    }
+}

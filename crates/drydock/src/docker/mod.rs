@@ -1,0 +1,16 @@
+//! The Docker runtime: finding the engine, starting labelled containers, removing them.
+//!
+//! Containers are started through the `testcontainers` crate; drydock adds what it lacks for this
+//! job: ports published on loopback only, host resolution that is right on VMs with a stray
+//! `/.dockerenv`, a bounded image check with a clear error, and removal by label.
+
+mod cleanup;
+mod container;
+mod engine;
+mod host;
+
+pub use cleanup::{remove_labelled, Removed};
+pub(crate) use cleanup::remove_labelled_blocking;
+pub(crate) use container::{log_tail, start, ContainerPlan, StartedContainer};
+pub use engine::Engine;
+pub use testcontainers::bollard;

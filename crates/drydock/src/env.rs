@@ -1,0 +1,234 @@
+//! An owned environment: services started together for one test, removed when it is dropped.
+
+use std::{collections::HashMap, time::Duration};
+
+use sha2::{Digest, Sha256};
+use testcontainers::bollard::models::NetworkCreateRequest;
+
+use crate::{
+    docker::{remove_labelled_blocking, Engine},
+    error::{Error, Result},
+    identity::InstanceLabels,
+    service::{self, postgres::PostgresServer, redis::RedisServer, Placement},
+    Postgres, Redis,
+};
+
+/// How long removing an environment may take before drop gives up (and reports it).
+const TEARDOWN_BOUND: Duration = Duration::from_secs(60);
+
+/// Describes an environment's services; [`start`](EnvBuilder::start) runs them concurrently.
+///
+/// ```no_run
+/// use drydock::{Env, Postgres, Redis};
+///
+/// # async fn demo() -> drydock::Result<()> {
+/// let env = Env::builder()
+///     .with_postgres(Postgres::default())
+///     .with_redis(Redis::default())
+///     .start()
+///     .await?;
+/// println!("DATABASE_URL has {} characters", env.postgres()?.url().len());
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use = "an EnvBuilder does nothing until `.start()` is awaited"]
+pub struct EnvBuilder {
+    postgres: Option<Postgres>,
+    redis: Option<Redis>,
+}
+
+impl EnvBuilder {
+    /// Adds a PostgreSQL server.
+    pub fn with_postgres(mut self, postgres: Postgres) -> Self {
+        self.postgres = Some(postgres);
+        self
+    }
+
+    /// Adds a Redis server.
+    pub fn with_redis(mut self, redis: Redis) -> Self {
+        self.redis = Some(redis);
+        self
+    }
+
+    /// The identity of this spec: equal specs give equal ids, any change of image or setting
+    /// gives another.
+    pub fn identity(&self) -> String {
+        let digest = Sha256::digest(format!("{:?}|{:?}", self.postgres, self.redis));
+        hex::encode(&digest[..8])
+    }
+
+    /// Starts every service concurrently and waits until all are ready.
+    ///
+    /// On any failure, everything already started is removed before the error is returned, and
+    /// every failing service is reported, not just the first.
+    pub async fn start(self) -> Result<Env> {
+        let engine = Engine::connect().await?;
+        let labels = InstanceLabels::new(self.identity());
+        let span = tracing::info_span!("env", instance = %labels.instance);
+        let _entered = span.enter();
+        // Armed from before the first resource exists: a failed or cancelled start removes what it made.
+        let guard = InstanceGuard {
+            labels: labels.clone(),
+            armed: true,
+        };
+        let network = labels.name_prefix();
+        engine
+            .docker()
+            .create_network(NetworkCreateRequest {
+                name: network.clone(),
+                driver: Some("bridge".into()),
+                labels: Some(labels.for_service("network")),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::docker(format!("creating network {network}"), e))?;
+
+        let placement = |kind: &str| Placement {
+            engine: &engine,
+            network: &network,
+            name_prefix: &network,
+            labels: labels.for_service(kind),
+        };
+        // Both run to completion even if one fails, so nothing is still being created while the
+        // guard removes what exists.
+        let (postgres, redis) = tokio::join!(
+            start_optional(self.postgres.as_ref(), placement("postgres")),
+            start_optional(self.redis.as_ref(), placement("redis")),
+        );
+        let mut failures = Vec::new();
+        let postgres = postgres.unwrap_or_else(|e| {
+            failures.push(e);
+            None
+        });
+        let redis = redis.unwrap_or_else(|e| {
+            failures.push(e);
+            None
+        });
+        drop(_entered);
+        match failures.len() {
+            0 => Ok(Env {
+                guard,
+                network,
+                postgres,
+                redis,
+            }),
+            // The guard drops here and removes what was started.
+            1 => Err(failures.remove(0)),
+            _ => Err(Error::Several(failures)),
+        }
+    }
+}
+
+async fn start_optional<S: service::Service>(
+    service: Option<&S>,
+    placement: Placement<'_>,
+) -> Result<Option<S::Server>> {
+    match service {
+        Some(service) => service::start(service, placement).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Running services of one test. Dropping it removes every container and network it created,
+/// also when the test panics.
+///
+/// ```no_run
+/// # async fn demo() -> drydock::Result<()> {
+/// let env = drydock::Env::builder().with_redis(drydock::Redis::default()).start().await?;
+/// std::env::set_var("REDIS_URL", env.redis()?.url());
+/// env.teardown().await?; // or just let it drop
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Env {
+    guard: InstanceGuard,
+    network: String,
+    postgres: Option<PostgresServer>,
+    redis: Option<RedisServer>,
+}
+
+impl Env {
+    /// Starts describing an environment.
+    pub fn builder() -> EnvBuilder {
+        EnvBuilder::default()
+    }
+
+    /// The PostgreSQL server, if the environment has one.
+    pub fn postgres(&self) -> Result<&PostgresServer> {
+        self.postgres
+            .as_ref()
+            .ok_or(Error::ServiceNotInEnv { service: "postgres" })
+    }
+
+    /// The Redis server, if the environment has one.
+    pub fn redis(&self) -> Result<&RedisServer> {
+        self.redis
+            .as_ref()
+            .ok_or(Error::ServiceNotInEnv { service: "redis" })
+    }
+
+    /// The configuration a system under test reads: `DATABASE_URL`, `REDIS_URL`.
+    pub fn vars(&self) -> HashMap<String, String> {
+        let mut vars = HashMap::new();
+        if let Some(postgres) = &self.postgres {
+            vars.insert("DATABASE_URL".into(), postgres.url());
+        }
+        if let Some(redis) = &self.redis {
+            vars.insert("REDIS_URL".into(), redis.url());
+        }
+        vars
+    }
+
+    /// This instance's id: the value of its `drydock.instance` label.
+    pub fn instance_id(&self) -> &str {
+        &self.guard.labels.instance
+    }
+
+    /// The run this environment belongs to (its `drydock.run` label).
+    pub fn run_id(&self) -> &str {
+        &self.guard.labels.run
+    }
+
+    /// The Docker network its containers share; containers on it reach services by name.
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+
+    /// Removes the environment now and reports failure, instead of logging it as a drop does.
+    pub async fn teardown(mut self) -> Result<()> {
+        let label = self.guard.labels.instance_filter();
+        self.guard.armed = false;
+        tokio::task::spawn_blocking(move || remove_labelled_blocking(label, TEARDOWN_BOUND))
+            .await
+            .map_err(|e| Error::Timeout {
+                what: format!("teardown task ({e})"),
+                bound: TEARDOWN_BOUND,
+            })?
+            .map(|_| ())
+    }
+}
+
+/// Removes an instance's resources by label when dropped, unless disarmed.
+#[derive(Debug)]
+struct InstanceGuard {
+    labels: InstanceLabels,
+    armed: bool,
+}
+
+impl Drop for InstanceGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let span = tracing::info_span!("teardown", instance = %self.labels.instance);
+        let _entered = span.enter();
+        match remove_labelled_blocking(self.labels.instance_filter(), TEARDOWN_BOUND) {
+            Ok(removed) => tracing::debug!(?removed, "removed"),
+            // Drop cannot return the error; say it where the developer will look.
+            Err(e) => eprintln!(
+                "drydock: could not remove environment {} ({e}); `drydock prune` removes it",
+                self.labels.instance
+            ),
+        }
+    }
+}

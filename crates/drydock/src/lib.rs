@@ -1,0 +1,43 @@
+//! # drydock
+//!
+//! Real, ephemeral dependencies for Rust integration tests: PostgreSQL and Redis in Docker
+//! containers, ready for sure when you get them, reached through the clients you already use
+//! (`sqlx`, `redis`), and removed when the test ends, also when it panics.
+//!
+//! ```no_run
+//! use drydock::{Env, Postgres, Redis};
+//!
+//! #[tokio::test]
+//! async fn stores_a_user() -> drydock::Result<()> {
+//!     let env = Env::builder()
+//!         .with_postgres(Postgres::default())
+//!         .with_redis(Redis::default())
+//!         .start()
+//!         .await?;
+//!     let pool = env.postgres()?.pool().await?;
+//!     let mut redis = env.redis()?.connection_manager().await?;
+//!     // ... exercise the system under test with `pool` and `redis` ...
+//!     # let _ = (pool, &mut redis);
+//!     Ok(())
+//! } // containers and network are removed here
+//! ```
+//!
+//! Images: each service runs its official image (`postgres:17-alpine`, `redis:7-alpine`) unless
+//! the code picks another, and `DRYDOCK_IMAGE_<SERVICE>` overrides both; see [`image`].
+
+pub mod docker;
+mod env;
+mod error;
+pub mod identity;
+pub mod image;
+mod readiness;
+mod secret;
+pub mod service;
+
+pub use env::{Env, EnvBuilder};
+pub use error::{Error, Result};
+pub use image::ImageRef;
+pub use service::{
+    postgres::{Postgres, PostgresServer},
+    redis::{Redis, RedisServer},
+};

@@ -1,0 +1,89 @@
+//! The services drydock runs, one module each, and the one routine that starts any of them.
+//!
+//! A service says how to run it (a [`ContainerPlan`]) and how to know it is ready (a probe over
+//! its own protocol); starting, labelling, bounding and reporting are the same for all.
+
+pub mod postgres;
+pub mod redis;
+
+use std::{collections::HashMap, future::Future, time::Duration};
+
+use tracing::Instrument;
+
+use crate::{
+    docker::{self, ContainerPlan, Engine, StartedContainer},
+    error::Result,
+    image::{self, ImageRef},
+    readiness,
+};
+
+/// How a kind of service is run and probed.
+pub(crate) trait Service: std::fmt::Debug + Send + Sync {
+    /// The service's name: in labels, container names, errors and `DRYDOCK_IMAGE_<KIND>`.
+    const KIND: &'static str;
+    /// The official image users get unless they or their CI choose another.
+    const DEFAULT_IMAGE: &'static str;
+    /// What the plan generated that clients need (credentials).
+    type Access: Send;
+    /// The running service as tests see it.
+    type Server: Probe + Send + Sync;
+
+    /// The image set in code, if any.
+    fn image_in_code(&self) -> Option<&str>;
+    /// How long readiness may take.
+    fn ready_timeout(&self) -> Duration;
+    /// The container to run, with the credentials generated for it.
+    fn plan(&self, image: ImageRef) -> (ContainerPlan, Self::Access);
+    /// The server, once its container runs.
+    fn server(&self, access: Self::Access, container: &StartedContainer) -> Self::Server;
+}
+
+/// One readiness check over the service's own protocol.
+pub(crate) trait Probe {
+    /// `Ok` once the service does real work; otherwise the reason, for the timeout error.
+    fn probe(&self) -> impl Future<Output = std::result::Result<(), String>> + Send;
+}
+
+/// Where a service's container goes and what it carries.
+pub(crate) struct Placement<'a> {
+    pub engine: &'a Engine,
+    pub network: &'a str,
+    pub name_prefix: &'a str,
+    pub labels: HashMap<String, String>,
+}
+
+/// Starts `service` and waits until it is ready. On failure the container may remain; the caller's
+/// [`InstanceGuard`](crate::env) removes everything by label, which also covers what
+/// testcontainers leaves behind after a failed start.
+pub(crate) async fn start<S: Service>(
+    service: &S,
+    placement: Placement<'_>,
+) -> Result<S::Server> {
+    let image = image::resolve(S::KIND, S::DEFAULT_IMAGE, service.image_in_code())?;
+    let span = tracing::info_span!("start", service = S::KIND, %image);
+    async {
+        let (plan, access) = service.plan(image);
+        let name = format!("{}-{}", placement.name_prefix, S::KIND);
+        let started = docker::start(
+            placement.engine,
+            plan,
+            name,
+            placement.network,
+            placement.labels,
+        )
+        .await?;
+        let server = service.server(access, &started);
+        readiness::wait_until_ready(
+            placement.engine,
+            S::KIND,
+            &started,
+            service.ready_timeout(),
+            || server.probe(),
+        )
+        .instrument(tracing::debug_span!("readiness"))
+        .await?;
+        Ok(server)
+    }
+    .instrument(span)
+    .await
+}
