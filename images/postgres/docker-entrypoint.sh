@@ -38,8 +38,9 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 	printf '\nhost all all all %s\n' "${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}" >> "$PGDATA/pg_hba.conf"
 
 	# A temporary server on the Unix socket only, so nothing outside sees it before init is done.
+	# Like the official image, it gets the user's server arguments too (shared_preload_libraries…).
 	export PGUSER="$POSTGRES_USER" PGPASSWORD="${POSTGRES_PASSWORD:-}"
-	pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p 5432" -w start
+	pg_ctl -D "$PGDATA" -o "$(printf '%q ' "${@:2}" -c listen_addresses= -p 5432)" -w start
 	psql=(psql -v ON_ERROR_STOP=1 --no-password --no-psqlrc --username "$POSTGRES_USER")
 	if [ "$POSTGRES_DB" != 'postgres' ]; then
 		"${psql[@]}" --dbname postgres --set db="$POSTGRES_DB" <<-'SQL'

@@ -4,6 +4,7 @@ use std::{collections::HashMap, time::Duration};
 
 use sha2::{Digest, Sha256};
 use testcontainers::bollard::models::NetworkCreateRequest;
+use tracing::Instrument;
 
 use crate::{
     docker::{remove_labelled_blocking, Engine},
@@ -65,7 +66,10 @@ impl EnvBuilder {
         let engine = Engine::connect().await?;
         let labels = InstanceLabels::new(self.identity());
         let span = tracing::info_span!("env", instance = %labels.instance);
-        let _entered = span.enter();
+        self.start_as(engine, labels).instrument(span).await
+    }
+
+    async fn start_as(self, engine: Engine, labels: InstanceLabels) -> Result<Env> {
         // Armed from before the first resource exists: a failed or cancelled start removes what it made.
         let guard = InstanceGuard {
             labels: labels.clone(),
@@ -104,7 +108,6 @@ impl EnvBuilder {
             failures.push(e);
             None
         });
-        drop(_entered);
         match failures.len() {
             0 => Ok(Env {
                 guard,
@@ -230,5 +233,18 @@ impl Drop for InstanceGuard {
                 self.labels.instance
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tests spawn environments onto runtimes; a non-`Send` start would stop them compiling.
+    #[test]
+    fn starting_is_send() {
+        fn is_send<T: Send>(_: &T) {}
+        let start = Env::builder().with_redis(Redis::default()).start();
+        is_send(&start);
     }
 }

@@ -3,6 +3,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use futures::StreamExt;
+use tracing::Instrument;
 use testcontainers::{
     bollard::{
         models::PortBinding,
@@ -154,7 +155,6 @@ async fn ensure_image(engine: &Engine, plan: &ContainerPlan) -> Result<()> {
         env_var: override_var(plan.service),
         cause,
     };
-    let _span = tracing::info_span!("pull", image = %reference).entered();
     let options = CreateImageOptionsBuilder::new()
         .from_image(plan.image.repository())
         .tag(plan.image.tag())
@@ -167,6 +167,7 @@ async fn ensure_image(engine: &Engine, plan: &ContainerPlan) -> Result<()> {
         Ok(())
     };
     tokio::time::timeout(PULL_TIMEOUT, pull)
+        .instrument(tracing::info_span!("pull", image = %reference))
         .await
         .map_err(|_| unavailable(format!("the pull did not finish within {PULL_TIMEOUT:?}")))?
 }

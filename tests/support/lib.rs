@@ -1,0 +1,128 @@
+//! Helpers for drydock's own tests: ask Docker what exists, and run a test in a child process.
+
+use std::{collections::HashMap, process::Output, time::Duration};
+
+use drydock::docker::{
+    bollard::query_parameters::{
+        ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    },
+    Engine,
+};
+
+/// Containers, networks and volumes carrying `label` (`key=value`), as the Docker API lists them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// Container names.
+    pub containers: Vec<String>,
+    /// Network names.
+    pub networks: Vec<String>,
+    /// Volume names.
+    pub volumes: Vec<String>,
+}
+
+impl Resources {
+    /// Whether nothing carries the label.
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty() && self.networks.is_empty() && self.volumes.is_empty()
+    }
+}
+
+/// Lists what carries `label`.
+pub async fn labelled(label: &str) -> drydock::Result<Resources> {
+    let engine = Engine::connect().await?;
+    let docker = engine.docker();
+    let filters = HashMap::from([("label", vec![label])]);
+    let containers = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(|e| docker_error("listing containers", e))?;
+    let networks = docker
+        .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
+        .await
+        .map_err(|e| docker_error("listing networks", e))?;
+    let volumes = docker
+        .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()))
+        .await
+        .map_err(|e| docker_error("listing volumes", e))?;
+    Ok(Resources {
+        containers: containers
+            .into_iter()
+            .flat_map(|c| c.names.unwrap_or_default())
+            .collect(),
+        networks: networks.into_iter().filter_map(|n| n.name).collect(),
+        volumes: volumes
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect(),
+    })
+}
+
+fn docker_error(what: &str, e: drydock::docker::bollard::errors::Error) -> drydock::Error {
+    drydock::Error::Connect {
+        service: "docker",
+        endpoint: what.into(),
+        cause: e.to_string(),
+    }
+}
+
+/// Runs the ignored test `name` of the current test binary in a child process with `env`
+/// changed (`None` removes a variable), bounded by `bound`.
+///
+/// Tests that need another process environment (no Docker engine, another image override) run
+/// this way, so they never change the environment that parallel tests read.
+pub fn run_child(name: &str, env: &[(&str, Option<&str>)], bound: Duration) -> Output {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    let mut command = std::process::Command::new(exe);
+    command.args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"]);
+    for (key, value) in env {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {name}: {e}"));
+    let deadline = std::time::Instant::now() + bound;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            _ => {
+                let _ = child.kill();
+                break;
+            }
+        }
+    }
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("waiting for {name}: {e}"));
+    let ran = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        ran.contains("1 passed") || ran.contains("1 failed"),
+        "the child test {name} did not run (bound {bound:?}):\n{ran}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Whether a child run passed; on failure, its output is in the panic message.
+pub fn assert_child_passed(name: &str, output: &Output) {
+    assert!(
+        output.status.success(),
+        "child test {name} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
