@@ -18,7 +18,10 @@ fn instance_label(env: &Env) -> String {
 /// A spec nobody else in the run uses, so "nothing is left with this spec's label" is about this
 /// test alone.
 fn unique_postgres(test: &str) -> Postgres {
-    Postgres::default().setting("application_name", format!("{test}-{}", uuid::Uuid::new_v4()))
+    Postgres::default().setting(
+        "application_name",
+        format!("{test}-{}", uuid::Uuid::new_v4()),
+    )
 }
 
 #[tokio::test]
@@ -177,7 +180,10 @@ async fn a_panicking_test_body_still_removes_its_environment() -> TestResult {
     });
     let outcome = body.await;
     let label = rx.await?;
-    assert!(outcome.is_err_and(|e| e.is_panic()), "the body did not panic");
+    assert!(
+        outcome.is_err_and(|e| e.is_panic()),
+        "the body did not panic"
+    );
     let after = labelled(&label).await?;
     assert!(after.is_empty(), "left behind after a panic: {after:?}");
     Ok(())
@@ -201,7 +207,9 @@ fn a_panic_on_a_current_thread_runtime_removes_the_environment_too() -> TestResu
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
         })
     });
-    assert!(body.join().is_err(), "the body did not panic");
+    if let Ok(outcome) = body.join() {
+        panic!("the body did not panic: {outcome:?}");
+    }
     let label = rx.recv_timeout(Duration::from_secs(5))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -272,7 +280,13 @@ async fn a_server_that_exits_fails_fast_with_its_log() -> TestResult {
     };
     let message = error.to_string();
     assert!(
-        matches!(error, Error::ContainerExited { service: "postgres", .. }),
+        matches!(
+            error,
+            Error::ContainerExited {
+                service: "postgres",
+                ..
+            }
+        ),
         "expected ContainerExited, got: {message}"
     );
     assert!(message.contains("no_such_parameter"), "{message}");
@@ -294,7 +308,10 @@ async fn a_missing_image_fails_fast_with_a_clear_error() -> TestResult {
         run_child(
             "child_missing_image",
             &[
-                ("DRYDOCK_IMAGE_REDIS", Some("drydock.local/does-not-exist:1")),
+                (
+                    "DRYDOCK_IMAGE_REDIS",
+                    Some("drydock.local/does-not-exist:1"),
+                ),
                 ("DRYDOCK_RUN_ID", Some(&run_for_child)),
             ],
             Duration::from_secs(90),
@@ -302,7 +319,11 @@ async fn a_missing_image_fails_fast_with_a_clear_error() -> TestResult {
     })
     .await?;
     assert_child_passed("child_missing_image", &output);
-    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
     let left = labelled(&format!("drydock.run={run}")).await?;
     assert!(left.is_empty(), "left behind: {left:?}");
     Ok(())
@@ -320,8 +341,20 @@ async fn child_missing_image() {
         panic!("started from an image that does not exist");
     };
     let message = error.to_string();
-    assert!(matches!(error, Error::ImageUnavailable { service: "redis", .. }), "{message}");
-    assert!(message.contains("drydock.local/does-not-exist:1"), "{message}");
+    assert!(
+        matches!(
+            error,
+            Error::ImageUnavailable {
+                service: "redis",
+                ..
+            }
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("drydock.local/does-not-exist:1"),
+        "{message}"
+    );
     assert!(message.contains("DRYDOCK_IMAGE_REDIS"), "{message}");
     assert!(message.contains("images build"), "{message}");
 }
@@ -338,7 +371,11 @@ async fn no_docker_engine_is_one_clear_error_within_seconds() -> TestResult {
     })
     .await?;
     assert_child_passed("child_no_engine", &output);
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
     Ok(())
 }
 
@@ -351,8 +388,18 @@ async fn child_no_engine() {
         panic!("started without an engine");
     };
     let message = error.to_string();
-    assert!(matches!(error, Error::DockerUnavailable { .. }), "{message}");
-    assert!(message.contains("DOCKER_HOST=unix:///nonexistent/docker.sock"), "{message}");
+    assert!(
+        matches!(error, Error::DockerUnavailable { .. }),
+        "{message}"
+    );
+    assert!(
+        message.contains("DOCKER_HOST=unix:///nonexistent/docker.sock"),
+        "{message}"
+    );
     assert!(message.contains("to fix"), "{message}");
-    assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        started.elapsed()
+    );
 }

@@ -42,11 +42,15 @@ pub async fn labelled(label: &str) -> drydock::Result<Resources> {
         .await
         .map_err(|e| docker_error("listing containers", e))?;
     let networks = docker
-        .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filters).build(),
+        ))
         .await
         .map_err(|e| docker_error("listing networks", e))?;
     let volumes = docker
-        .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()))
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::new().filters(&filters).build(),
+        ))
         .await
         .map_err(|e| docker_error("listing volumes", e))?;
     Ok(Resources {
@@ -80,7 +84,13 @@ fn docker_error(what: &str, e: drydock::docker::bollard::errors::Error) -> drydo
 pub fn run_child(name: &str, env: &[(&str, Option<&str>)], bound: Duration) -> Output {
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
     let mut command = std::process::Command::new(exe);
-    command.args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"]);
+    command.args([
+        name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
     for (key, value) in env {
         match value {
             Some(value) => command.env(key, value),

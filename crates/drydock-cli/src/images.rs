@@ -34,7 +34,10 @@ enum Source {
     /// A Debian root file system from `debootstrap`, added to an empty image.
     Debootstrap,
     /// A Dockerfile and its files, built on another image of this list.
-    Dockerfile { base: &'static str, files: &'static [File] },
+    Dockerfile {
+        base: &'static str,
+        files: &'static [File],
+    },
 }
 
 struct Recipe {
@@ -203,7 +206,11 @@ const BASE_DOCKERFILE: &str = "FROM scratch\nADD rootfs.tar /\nCMD [\"bash\"]\n"
 /// A minimal Debian made by `debootstrap`, packed as a build context whose Dockerfile adds it to
 /// an empty image (`ADD` of a tar keeps owners and modes, which `COPY` of a folder would not).
 fn debootstrap_context() -> Result<Vec<u8>> {
-    if Command::new("debootstrap").arg("--version").output().is_err() {
+    if Command::new("debootstrap")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         bail!(
             "`debootstrap` is not installed; it makes the Debian base of the local images.\n  \
              to fix: `apt-get install debootstrap` (as root), then run this again"

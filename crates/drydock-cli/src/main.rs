@@ -10,7 +10,11 @@ mod images;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "drydock", version, about = "Real dependencies for Rust integration tests")]
+#[command(
+    name = "drydock",
+    version,
+    about = "Real dependencies for Rust integration tests"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,8 +48,7 @@ enum ImagesCommand {
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

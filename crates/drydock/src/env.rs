@@ -158,9 +158,9 @@ impl Env {
 
     /// The PostgreSQL server, if the environment has one.
     pub fn postgres(&self) -> Result<&PostgresServer> {
-        self.postgres
-            .as_ref()
-            .ok_or(Error::ServiceNotInEnv { service: "postgres" })
+        self.postgres.as_ref().ok_or(Error::ServiceNotInEnv {
+            service: "postgres",
+        })
     }
 
     /// The Redis server, if the environment has one.

@@ -139,12 +139,19 @@ pub fn resolve_with(
             None => ImageRef::parse_from(default, "drydock's default")?,
         },
     };
-    let prefix = ["DRYDOCK_REGISTRY_PREFIX", "TESTCONTAINERS_HUB_IMAGE_NAME_PREFIX"]
-        .into_iter()
-        .find_map(|name| env(name).filter(|v| !v.trim().is_empty()));
+    let prefix = [
+        "DRYDOCK_REGISTRY_PREFIX",
+        "TESTCONTAINERS_HUB_IMAGE_NAME_PREFIX",
+    ]
+    .into_iter()
+    .find_map(|name| env(name).filter(|v| !v.trim().is_empty()));
     Ok(match prefix {
         Some(prefix) if !image.has_registry() => ImageRef {
-            repository: format!("{}/{}", prefix.trim().trim_end_matches('/'), image.repository),
+            repository: format!(
+                "{}/{}",
+                prefix.trim().trim_end_matches('/'),
+                image.repository
+            ),
             tag: image.tag,
         },
         _ => image,

@@ -39,14 +39,16 @@ where
     loop {
         attempts += 1;
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let last_error = match tokio::time::timeout(remaining.min(ATTEMPT_TIMEOUT), probe()).await
-        {
+        let last_error = match tokio::time::timeout(remaining.min(ATTEMPT_TIMEOUT), probe()).await {
             Ok(Ok(())) => {
                 tracing::debug!(service, attempts, elapsed = ?started.elapsed(), "ready");
                 return Ok(());
             }
             Ok(Err(e)) => e,
-            Err(_) => format!("the probe did not answer within {:?}", remaining.min(ATTEMPT_TIMEOUT)),
+            Err(_) => format!(
+                "the probe did not answer within {:?}",
+                remaining.min(ATTEMPT_TIMEOUT)
+            ),
         };
         if let Some(exit_code) = exit_code(engine, &container.id).await {
             return Err(Error::ContainerExited {

@@ -63,6 +63,9 @@ async fn main() -> anyhow::Result<()> {
 
     let stopping = Instant::now();
     env.teardown().await?;
-    println!("removed containers and network in {:.2?}", stopping.elapsed());
+    println!(
+        "removed containers and network in {:.2?}",
+        stopping.elapsed()
+    );
     Ok(())
 }

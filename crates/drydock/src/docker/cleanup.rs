@@ -39,21 +39,29 @@ pub async fn remove_labelled(engine: &Engine, label: &str) -> Result<Removed> {
         ))
         .await
         .map_err(|e| Error::docker(format!("listing containers labelled {label}"), e))?;
-    let removals = containers.iter().filter_map(|c| c.id.as_deref()).map(|id| async move {
-        let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
-        match docker.remove_container(id, Some(options)).await {
-            Ok(()) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(Error::docker(format!("removing container {id}"), e)),
-        }
-    });
+    let removals = containers
+        .iter()
+        .filter_map(|c| c.id.as_deref())
+        .map(|id| async move {
+            let options = RemoveContainerOptionsBuilder::new()
+                .force(true)
+                .v(true)
+                .build();
+            match docker.remove_container(id, Some(options)).await {
+                Ok(()) => Ok(true),
+                Err(e) if is_not_found(&e) => Ok(false),
+                Err(e) => Err(Error::docker(format!("removing container {id}"), e)),
+            }
+        });
     let mut removed = Removed::default();
     for outcome in join_all(removals).await {
         removed.containers += usize::from(outcome?);
     }
 
     let networks = docker
-        .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filters).build(),
+        ))
         .await
         .map_err(|e| Error::docker(format!("listing networks labelled {label}"), e))?;
     for network in networks.iter().filter_map(|n| n.id.as_deref()) {
@@ -65,11 +73,19 @@ pub async fn remove_labelled(engine: &Engine, label: &str) -> Result<Removed> {
     }
 
     let volumes = docker
-        .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()))
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::new().filters(&filters).build(),
+        ))
         .await
         .map_err(|e| Error::docker(format!("listing volumes labelled {label}"), e))?;
     for volume in volumes.volumes.unwrap_or_default() {
-        match docker.remove_volume(&volume.name, None::<testcontainers::bollard::query_parameters::RemoveVolumeOptions>).await {
+        match docker
+            .remove_volume(
+                &volume.name,
+                None::<testcontainers::bollard::query_parameters::RemoveVolumeOptions>,
+            )
+            .await
+        {
             Ok(()) => removed.volumes += 1,
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(Error::docker(format!("removing volume {}", volume.name), e)),

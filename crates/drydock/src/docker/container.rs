@@ -3,7 +3,6 @@
 use std::{collections::HashMap, time::Duration};
 
 use futures::StreamExt;
-use tracing::Instrument;
 use testcontainers::{
     bollard::{
         models::PortBinding,
@@ -13,6 +12,7 @@ use testcontainers::{
     runners::AsyncRunner,
     GenericImage, ImageExt,
 };
+use tracing::Instrument;
 
 use super::Engine;
 use crate::{
@@ -52,7 +52,10 @@ impl StartedContainer {
     /// The host port a container port was published on.
     pub fn host_port(&self, container_port: u16) -> u16 {
         // Every planned port was mapped in `start`, so the lookup cannot miss for planned ports.
-        self.ports.get(&container_port).copied().unwrap_or(container_port)
+        self.ports
+            .get(&container_port)
+            .copied()
+            .unwrap_or(container_port)
     }
 }
 
@@ -186,7 +189,10 @@ pub(crate) async fn log_tail(engine: &Engine, container_id: &str, lines: usize) 
             text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
         }
     };
-    if tokio::time::timeout(Duration::from_secs(5), collect).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), collect)
+        .await
+        .is_err()
+    {
         text.push_str("\n(log read timed out)");
     }
     if text.trim().is_empty() {

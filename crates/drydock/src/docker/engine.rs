@@ -88,7 +88,9 @@ impl Engine {
     }
 }
 
-fn connect_to(endpoint: &str) -> std::result::Result<Docker, testcontainers::bollard::errors::Error> {
+fn connect_to(
+    endpoint: &str,
+) -> std::result::Result<Docker, testcontainers::bollard::errors::Error> {
     if let Some(path) = endpoint.strip_prefix("unix://") {
         Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
     } else {

@@ -20,7 +20,9 @@ pub(crate) struct HostAddress {
 const LOOPBACK: &str = "127.0.0.1";
 
 pub(crate) async fn resolve(docker: &Docker, endpoint: &str) -> HostAddress {
-    let bind_override = std::env::var("DRYDOCK_BIND_IP").ok().filter(|v| !v.is_empty());
+    let bind_override = std::env::var("DRYDOCK_BIND_IP")
+        .ok()
+        .filter(|v| !v.is_empty());
     let explicit_host = ["DRYDOCK_HOST", "TESTCONTAINERS_HOST_OVERRIDE"]
         .into_iter()
         .find_map(|v| std::env::var(v).ok().filter(|v| !v.is_empty()));
@@ -119,6 +121,10 @@ mod tests {
     fn own_addresses_are_recognised() {
         assert!(is_own_address(IpAddr::V4(Ipv4Addr::LOCALHOST)));
         // TEST-NET-1 is never assigned to a machine.
-        assert!(!is_own_address("192.0.2.1".parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))));
+        assert!(!is_own_address(
+            "192.0.2.1"
+                .parse()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        ));
     }
 }

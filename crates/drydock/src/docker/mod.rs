@@ -9,8 +9,8 @@ mod container;
 mod engine;
 mod host;
 
-pub use cleanup::{remove_labelled, Removed};
 pub(crate) use cleanup::remove_labelled_blocking;
+pub use cleanup::{remove_labelled, Removed};
 pub(crate) use container::{log_tail, start, ContainerPlan, StartedContainer};
 pub use engine::Engine;
 pub use testcontainers::bollard;

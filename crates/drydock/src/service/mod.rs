@@ -55,10 +55,7 @@ pub(crate) struct Placement<'a> {
 /// Starts `service` and waits until it is ready. On failure the container may remain; the caller's
 /// [`InstanceGuard`](crate::env) removes everything by label, which also covers what
 /// testcontainers leaves behind after a failed start.
-pub(crate) async fn start<S: Service>(
-    service: &S,
-    placement: Placement<'_>,
-) -> Result<S::Server> {
+pub(crate) async fn start<S: Service>(service: &S, placement: Placement<'_>) -> Result<S::Server> {
     let image = image::resolve(S::KIND, S::DEFAULT_IMAGE, service.image_in_code())?;
     let span = tracing::info_span!("start", service = S::KIND, %image);
     async {
