@@ -2,6 +2,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use testcontainers::bollard::models::NetworkCreateRequest;
 use tracing::Instrument;
@@ -10,7 +11,12 @@ use crate::{
     docker::{remove_labelled_blocking, Engine},
     error::{Error, Result},
     identity::InstanceLabels,
-    service::{self, postgres::PostgresServer, redis::RedisServer, Placement},
+    service::{
+        self,
+        postgres::{schema, PostgresServer},
+        redis::RedisServer,
+        Placement,
+    },
     Postgres, Redis,
 };
 
@@ -31,11 +37,22 @@ const TEARDOWN_BOUND: Duration = Duration::from_secs(60);
 /// println!("DATABASE_URL has {} characters", env.postgres()?.url().len());
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug, Default)]
-#[must_use = "an EnvBuilder does nothing until `.start()` is awaited"]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[must_use = "an EnvBuilder does nothing until `.start()` or `.attach()` is awaited"]
 pub struct EnvBuilder {
-    postgres: Option<Postgres>,
-    redis: Option<Redis>,
+    pub(crate) postgres: Option<Postgres>,
+    pub(crate) redis: Option<Redis>,
+    pub(crate) grace_period: Duration,
+}
+
+impl Default for EnvBuilder {
+    fn default() -> Self {
+        EnvBuilder {
+            postgres: None,
+            redis: None,
+            grace_period: Duration::from_secs(5),
+        }
+    }
 }
 
 impl EnvBuilder {
@@ -51,25 +68,81 @@ impl EnvBuilder {
         self
     }
 
-    /// The identity of this spec: equal specs give equal ids, any change of image or setting
-    /// gives another.
-    pub fn identity(&self) -> String {
-        let digest = Sha256::digest(format!("{:?}|{:?}", self.postgres, self.redis));
-        hex::encode(&digest[..8])
+    /// How long a shared environment outlives its last lease before it is removed (5 s by
+    /// default): long enough to bridge the gap between two test processes of one run.
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.grace_period = grace;
+        self
+    }
+
+    /// The identity of this spec: equal specs give equal ids; any change of image, setting, or
+    /// of the content of a migration or fixture file gives another.
+    ///
+    /// ```
+    /// use drydock::{Env, Redis};
+    ///
+    /// let a = Env::builder().with_redis(Redis::default());
+    /// let b = Env::builder().with_redis(Redis::default().databases(64));
+    /// assert_eq!(a.identity()?, a.clone().identity()?);
+    /// assert_ne!(a.identity()?, b.identity()?);
+    /// # Ok::<(), drydock::Error>(())
+    /// ```
+    pub fn identity(&self) -> Result<String> {
+        let mut resolved = self.clone();
+        resolved.resolve_paths()?;
+        resolved.resolved_identity()
+    }
+
+    pub(crate) fn resolved_identity(&self) -> Result<String> {
+        let schema = match &self.postgres {
+            Some(postgres) => {
+                let (migrations, fixtures) = postgres.schema_files();
+                schema::fingerprint(migrations, fixtures)?
+            }
+            None => String::new(),
+        };
+        // The grace period is how long, not what: it does not make another environment.
+        let digest = Sha256::digest(format!("{:?}|{:?}|{schema}", self.postgres, self.redis));
+        Ok(hex::encode(&digest[..8]))
+    }
+
+    /// The longest any service may take to be ready.
+    pub(crate) fn ready_bounds(&self) -> Duration {
+        let postgres = self.postgres.as_ref().map(Postgres::ready_bound);
+        let redis = self.redis.as_ref().map(Redis::ready_bound);
+        postgres.into_iter().chain(redis).max().unwrap_or_default()
+    }
+
+    /// Makes every path of the spec absolute, so it means the same in another process.
+    pub(crate) fn resolve_paths(&mut self) -> Result<()> {
+        if let Some(postgres) = &mut self.postgres {
+            postgres.resolve_paths()?;
+        }
+        Ok(())
+    }
+
+    /// Attaches to the environment this spec describes, shared by every test process of the
+    /// run, and returns this test's own [`Slice`](crate::Slice) of it. See [`crate::shared`].
+    pub async fn attach(self) -> Result<crate::Slice> {
+        crate::shared::attach(self).await
     }
 
     /// Starts every service concurrently and waits until all are ready.
     ///
     /// On any failure, everything already started is removed before the error is returned, and
     /// every failing service is reported, not just the first.
-    pub async fn start(self) -> Result<Env> {
+    pub async fn start(mut self) -> Result<Env> {
+        self.resolve_paths()?;
+        let identity = self.resolved_identity()?;
         let engine = Engine::connect().await?;
-        let labels = InstanceLabels::new(self.identity());
+        let labels = InstanceLabels::new(identity);
         let span = tracing::info_span!("env", instance = %labels.instance);
         self.start_as(engine, labels).instrument(span).await
     }
 
-    async fn start_as(self, engine: Engine, labels: InstanceLabels) -> Result<Env> {
+    /// Starts the services under the given labels; the keeper of a shared environment uses this
+    /// with its own identity.
+    pub(crate) async fn start_as(self, engine: Engine, labels: InstanceLabels) -> Result<Env> {
         // Armed from before the first resource exists: a failed or cancelled start removes what it made.
         let guard = InstanceGuard {
             labels: labels.clone(),
@@ -88,16 +161,16 @@ impl EnvBuilder {
             .map_err(|e| Error::docker(format!("creating network {network}"), e))?;
 
         let placement = |kind: &str| Placement {
-            engine: &engine,
-            network: &network,
-            name_prefix: &network,
+            engine: engine.clone(),
+            network: network.clone(),
             labels: labels.for_service(kind),
         };
+        let (postgres_placement, redis_placement) = (placement("postgres"), placement("redis"));
         // Both run to completion even if one fails, so nothing is still being created while the
         // guard removes what exists.
         let (postgres, redis) = tokio::join!(
-            start_optional(self.postgres.as_ref(), placement("postgres")),
-            start_optional(self.redis.as_ref(), placement("redis")),
+            start_optional(self.postgres.as_ref(), postgres_placement),
+            start_optional(self.redis.as_ref(), redis_placement),
         );
         let mut failures = Vec::new();
         let postgres = postgres.unwrap_or_else(|e| {
@@ -108,6 +181,15 @@ impl EnvBuilder {
             failures.push(e);
             None
         });
+        if let (Some(spec), Some(server), true) = (&self.postgres, &postgres, failures.is_empty()) {
+            let (migrations, fixtures) = spec.schema_files();
+            if let Err(e) = schema::apply(&server.connect_options(), migrations, fixtures)
+                .instrument(tracing::info_span!("schema"))
+                .await
+            {
+                failures.push(e);
+            }
+        }
         match failures.len() {
             0 => Ok(Env {
                 guard,
@@ -124,7 +206,7 @@ impl EnvBuilder {
 
 async fn start_optional<S: service::Service>(
     service: Option<&S>,
-    placement: Placement<'_>,
+    placement: Placement,
 ) -> Result<Option<S::Server>> {
     match service {
         Some(service) => service::start(service, placement).await.map(Some),

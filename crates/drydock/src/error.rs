@@ -145,6 +145,39 @@ pub enum Error {
         bound: Duration,
     },
 
+    /// A migration or fixture could not be read or applied.
+    #[error(
+        "schema: {file}: {message}\n  \
+         to fix: correct that file; nothing was left running"
+    )]
+    Schema {
+        /// The migration or fixture file (or directory).
+        file: String,
+        /// The database's (or the file system's) message.
+        message: String,
+    },
+
+    /// The shared environment of this run failed; every test attaching to it gets this same error.
+    #[error("the shared environment {environment} failed: {message}")]
+    Shared {
+        /// Which environment (run and spec).
+        environment: String,
+        /// The keeper's report of the failure, the same text for every attaching test.
+        message: String,
+    },
+
+    /// Talking to the keeper of a shared environment failed.
+    #[error(
+        "the keeper of the shared environment in {dir} {problem}\n  \
+         its log: {dir}/keeper.log"
+    )]
+    Keeper {
+        /// The environment's run directory.
+        dir: String,
+        /// What went wrong.
+        problem: String,
+    },
+
     /// Starting several services failed; each failure is listed.
     #[error("{} services failed to start:\n{}", .0.len(), render_list(.0))]
     Several(Vec<Error>),

@@ -78,8 +78,13 @@ pub(crate) struct InstanceLabels {
 
 impl InstanceLabels {
     pub(crate) fn new(env: String) -> Self {
+        Self::for_run(run_id(), env)
+    }
+
+    /// Labels of an instance started on behalf of `run` (a keeper's parent is not the run's).
+    pub(crate) fn for_run(run: String, env: String) -> Self {
         InstanceLabels {
-            run: run_id(),
+            run,
             env,
             instance: uuid::Uuid::new_v4().simple().to_string(),
             owner: std::process::id(),

@@ -33,10 +33,12 @@ pub mod image;
 mod readiness;
 mod secret;
 pub mod service;
+pub mod shared;
 
 pub use env::{Env, EnvBuilder};
 pub use error::{Error, Result};
 pub use image::ImageRef;
+pub use shared::{PostgresSlice, RedisSlice, Slice};
 pub use service::{
     postgres::{Postgres, PostgresServer},
     redis::{Redis, RedisServer},

@@ -25,11 +25,20 @@ pub struct Removed {
     pub volumes: usize,
 }
 
-/// Removes every container, network and volume carrying `label` (`key=value`), containers first
-/// since a network cannot go while containers use it.
-pub async fn remove_labelled(engine: &Engine, label: &str) -> Result<Removed> {
+/// Removes every container, network and volume carrying all of `labels` (`key=value` each),
+/// containers first since a network cannot go while containers use it.
+///
+/// ```no_run
+/// # async fn demo() -> drydock::Result<()> {
+/// let engine = drydock::docker::Engine::connect().await?;
+/// let removed = drydock::docker::remove_labelled(&engine, &["drydock.run=ci-1234".into()]).await?;
+/// println!("{} containers removed", removed.containers);
+/// # Ok(()) }
+/// ```
+pub async fn remove_labelled(engine: &Engine, labels: &[String]) -> Result<Removed> {
     let docker = engine.docker();
-    let filters = HashMap::from([("label", vec![label])]);
+    let label = labels.join(",");
+    let filters = HashMap::from([("label", labels.to_vec())]);
     let containers = docker
         .list_containers(Some(
             ListContainersOptionsBuilder::new()
@@ -102,6 +111,7 @@ pub async fn remove_labelled(engine: &Engine, label: &str) -> Result<Removed> {
 pub(crate) fn remove_labelled_blocking(label: String, bound: Duration) -> Result<Removed> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let what = format!("removing resources labelled {label}");
+    let labels = vec![label];
     std::thread::Builder::new()
         .name("drydock-teardown".into())
         .spawn(move || {
@@ -116,7 +126,7 @@ pub(crate) fn remove_labelled_blocking(label: String, bound: Duration) -> Result
                 .and_then(|runtime| {
                     runtime.block_on(async {
                         let engine = Engine::connect().await?;
-                        remove_labelled(&engine, &label).await
+                        remove_labelled(&engine, &labels).await
                     })
                 });
             let _ = tx.send(outcome);

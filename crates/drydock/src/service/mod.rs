@@ -44,34 +44,34 @@ pub(crate) trait Probe {
     fn probe(&self) -> impl Future<Output = std::result::Result<(), String>> + Send;
 }
 
-/// Where a service's container goes and what it carries.
-pub(crate) struct Placement<'a> {
-    pub engine: &'a Engine,
-    pub network: &'a str,
-    pub name_prefix: &'a str,
+/// Where a service's container goes and what it carries (owned: an engine is a cheap handle).
+pub(crate) struct Placement {
+    pub engine: Engine,
+    /// The environment's network; also the prefix of its containers' names.
+    pub network: String,
     pub labels: HashMap<String, String>,
 }
 
 /// Starts `service` and waits until it is ready. On failure the container may remain; the caller's
 /// [`InstanceGuard`](crate::env) removes everything by label, which also covers what
 /// testcontainers leaves behind after a failed start.
-pub(crate) async fn start<S: Service>(service: &S, placement: Placement<'_>) -> Result<S::Server> {
+pub(crate) async fn start<S: Service>(service: &S, placement: Placement) -> Result<S::Server> {
     let image = image::resolve(S::KIND, S::DEFAULT_IMAGE, service.image_in_code())?;
     let span = tracing::info_span!("start", service = S::KIND, %image);
     async {
         let (plan, access) = service.plan(image);
-        let name = format!("{}-{}", placement.name_prefix, S::KIND);
+        let name = format!("{}-{}", placement.network, S::KIND);
         let started = docker::start(
-            placement.engine,
+            &placement.engine,
             plan,
             name,
-            placement.network,
+            &placement.network,
             placement.labels,
         )
         .await?;
         let server = service.server(access, &started);
         readiness::wait_until_ready(
-            placement.engine,
+            &placement.engine,
             S::KIND,
             &started,
             service.ready_timeout(),

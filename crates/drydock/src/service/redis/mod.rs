@@ -1,6 +1,10 @@
 //! Redis: the official image's contract, no persistence, ready when it answers `PING`.
 
+pub(crate) mod databases;
+
 use std::{fmt, time::Duration};
+
+use serde::{Deserialize, Serialize};
 
 use redis::aio::ConnectionManager;
 
@@ -24,7 +28,7 @@ pub const PORT: u16 = 6379;
 /// let redis = Redis::default().image("redis:7.4-alpine").databases(64);
 /// # let _ = redis;
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Redis {
     image: Option<String>,
     databases: Option<u32>,
@@ -48,10 +52,19 @@ impl Redis {
         self
     }
 
-    /// The number of logical databases (`--databases`; Redis' default is 16).
+    /// The number of logical databases (`--databases`; Redis' default is 16, a shared
+    /// environment's 256, one per concurrently running test).
     pub fn databases(mut self, count: u32) -> Self {
         self.databases = Some(count);
         self
+    }
+
+    pub(crate) fn ready_bound(&self) -> Duration {
+        self.ready_timeout
+    }
+
+    pub(crate) fn database_count(&self) -> Option<u32> {
+        self.databases
     }
 
     /// How long the server may take to answer `PING` (30 s by default).
@@ -120,7 +133,7 @@ impl Service for Redis {
 /// })?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct RedisServer {
     host: String,
     port: u16,

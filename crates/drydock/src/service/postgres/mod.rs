@@ -1,6 +1,15 @@
 //! PostgreSQL: the official image's contract, tuned for tests, ready when a login runs `SELECT 1`.
 
-use std::{fmt, time::Duration};
+pub(crate) mod schema;
+pub(crate) mod template;
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
 
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -18,7 +27,7 @@ use crate::{
 pub const PORT: u16 = 5432;
 const DATA_DIR: &str = "/var/lib/postgresql/data";
 
-/// A PostgreSQL service to run: image and settings. Credentials are generated when it starts.
+/// A PostgreSQL service to run: image, settings, schema. Credentials are generated when it starts.
 ///
 /// Durability is off (`fsync`, `synchronous_commit`, `full_page_writes`) and the data directory
 /// is a tmpfs: a test database that survives a power cut is worth nothing, one that starts fast is.
@@ -29,14 +38,19 @@ const DATA_DIR: &str = "/var/lib/postgresql/data";
 /// let postgres = Postgres::default()
 ///     .image("postgres:16-alpine")
 ///     .setting("max_connections", "300")
+///     .migrations("migrations")          // a sqlx migrations directory
+///     .fixture("fixtures/countries.sql") // SQL run after the migrations
 ///     .ready_timeout(std::time::Duration::from_secs(90));
 /// # let _ = postgres;
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Postgres {
     image: Option<String>,
     settings: Vec<(String, String)>,
     ready_timeout: Duration,
+    migrations: Option<PathBuf>,
+    fixtures: Vec<PathBuf>,
+    clone_pool: usize,
 }
 
 impl Default for Postgres {
@@ -52,6 +66,9 @@ impl Default for Postgres {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
             ready_timeout: Duration::from_secs(60),
+            migrations: None,
+            fixtures: Vec::new(),
+            clone_pool: 8,
         }
     }
 }
@@ -77,10 +94,61 @@ impl Postgres {
         self.ready_timeout = bound;
         self
     }
+
+    /// A `sqlx` migrations directory (relative paths are taken from the current directory, which
+    /// is the package's directory under `cargo test` and `cargo nextest`). An owned environment
+    /// applies it to its database; a shared one applies it once, to the template its slices are
+    /// cloned from.
+    pub fn migrations(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.migrations = Some(dir.into());
+        self
+    }
+
+    /// A SQL file run after the migrations (fixtures run in the order they were added).
+    pub fn fixture(mut self, file: impl Into<PathBuf>) -> Self {
+        self.fixtures.push(file.into());
+        self
+    }
+
+    /// How many cloned databases a shared environment keeps ready ahead of demand (8 by default).
+    pub fn clone_pool(mut self, size: usize) -> Self {
+        self.clone_pool = size.max(1);
+        self
+    }
+
+    pub(crate) fn schema_files(&self) -> (Option<&Path>, &[PathBuf]) {
+        (self.migrations.as_deref(), &self.fixtures)
+    }
+
+    /// The same server, with no schema of its own (a shared environment migrates its template).
+    pub(crate) fn without_schema(mut self) -> Self {
+        self.migrations = None;
+        self.fixtures.clear();
+        self
+    }
+
+    pub(crate) fn ready_bound(&self) -> Duration {
+        self.ready_timeout
+    }
+
+    pub(crate) fn clone_pool_size(&self) -> usize {
+        self.clone_pool
+    }
+
+    /// Makes the schema paths absolute, so the spec means the same in another process.
+    pub(crate) fn resolve_paths(&mut self) -> Result<()> {
+        if let Some(dir) = &self.migrations {
+            self.migrations = Some(schema::absolute(dir, "migrations directory")?);
+        }
+        for file in &mut self.fixtures {
+            *file = schema::absolute(file, "fixture")?;
+        }
+        Ok(())
+    }
 }
 
 /// Generated login of one server.
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Credentials {
     user: String,
     password: String,
@@ -150,7 +218,7 @@ impl Service for Postgres {
 /// assert_eq!(one, 1);
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct PostgresServer {
     host: String,
     port: u16,

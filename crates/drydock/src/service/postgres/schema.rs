@@ -1,0 +1,154 @@
+//! A database's schema: `sqlx` migrations and SQL fixtures, applied once, named in every error.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use sqlx::{
+    migrate::{MigrateError, Migrator},
+    postgres::{PgConnectOptions, PgPoolOptions},
+    AssertSqlSafe,
+};
+
+use crate::error::{Error, Result};
+
+/// `path` made absolute against the current directory; it must exist.
+pub(crate) fn absolute(path: &Path, what: &str) -> Result<PathBuf> {
+    let absolute = std::path::absolute(path).map_err(|e| Error::Schema {
+        file: path.display().to_string(),
+        message: format!("cannot resolve the {what} path: {e}"),
+    })?;
+    if !absolute.exists() {
+        let cwd = std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|_| "?".into());
+        return Err(Error::Schema {
+            file: path.display().to_string(),
+            message: format!(
+                "the {what} does not exist (looked at {}; relative paths start from the current \
+                 directory {cwd}, the package's directory under cargo test and nextest)",
+                absolute.display()
+            ),
+        });
+    }
+    Ok(absolute)
+}
+
+/// A hash of the schema files' names and contents, so that a changed migration gives another
+/// environment identity and never meets a template built from the old one.
+pub(crate) fn fingerprint(migrations: Option<&Path>, fixtures: &[PathBuf]) -> Result<String> {
+    let mut hasher = Sha256::new();
+    let mut files = Vec::new();
+    if let Some(dir) = migrations {
+        let entries = std::fs::read_dir(dir).map_err(|e| io_error(dir, e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| io_error(dir, e))?.path();
+            if path.is_file() {
+                files.push(path);
+            }
+        }
+        files.sort();
+    }
+    files.extend(fixtures.iter().cloned());
+    for file in files {
+        let content = std::fs::read(&file).map_err(|e| io_error(&file, e))?;
+        hasher.update(file.display().to_string().as_bytes());
+        hasher.update((content.len() as u64).to_le_bytes());
+        hasher.update(&content);
+    }
+    Ok(hex::encode(&hasher.finalize()[..8]))
+}
+
+/// Applies the migrations, then the fixtures, to the database `options` points at.
+pub(crate) async fn apply(
+    options: &PgConnectOptions,
+    migrations: Option<&Path>,
+    fixtures: &[PathBuf],
+) -> Result<()> {
+    if migrations.is_none() && fixtures.is_empty() {
+        return Ok(());
+    }
+    // A one-connection pool rather than a connection: `Migrator::run(&mut PgConnection)` is not
+    // `Send` for every lifetime, and this runs inside the keeper's spawned tasks.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone())
+        .await
+        .map_err(|e| Error::Schema {
+            file: "(connection)".into(),
+            message: e.to_string(),
+        })?;
+    if let Some(dir) = migrations {
+        let migrator = Migrator::new(dir).await.map_err(|e| Error::Schema {
+            file: dir.display().to_string(),
+            message: e.to_string(),
+        })?;
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| migration_error(dir, &migrator, e))?;
+    }
+    for fixture in fixtures {
+        let sql = tokio::fs::read_to_string(fixture)
+            .await
+            .map_err(|e| io_error(fixture, e))?;
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .map_err(|e| Error::Schema {
+                file: fixture.display().to_string(),
+                message: database_message(&e),
+            })?;
+    }
+    pool.close().await;
+    Ok(())
+}
+
+/// Names the migration file that failed, with the database's own message.
+fn migration_error(dir: &Path, migrator: &Migrator, error: MigrateError) -> Error {
+    match error {
+        MigrateError::ExecuteMigration(source, version) => {
+            let description = migrator
+                .iter()
+                .find(|m| m.version == version)
+                .map(|m| m.description.to_string())
+                .unwrap_or_default();
+            let file = std::fs::read_dir(dir)
+                .ok()
+                .and_then(|entries| {
+                    entries
+                        .flatten()
+                        .map(|e| e.path())
+                        .find(|p| {
+                            p.file_name()
+                                .and_then(|n| n.to_str())
+                                .is_some_and(|n| n.starts_with(&format!("{version}_")))
+                        })
+                })
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| format!("{}/{version}_{description}", dir.display()));
+            Error::Schema {
+                file,
+                message: database_message(&source),
+            }
+        }
+        other => Error::Schema {
+            file: dir.display().to_string(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// The server's message (and its position hint) rather than sqlx's wrapper text.
+fn database_message(error: &sqlx::Error) -> String {
+    match error.as_database_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().unwrap_or_default()),
+        None => error.to_string(),
+    }
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> Error {
+    Error::Schema {
+        file: path.display().to_string(),
+        message: format!("cannot read it: {e}"),
+    }
+}

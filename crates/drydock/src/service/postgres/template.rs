@@ -1,0 +1,139 @@
+//! Slices of a shared server: databases cloned from a migrated template, kept ready in a pool.
+//!
+//! Migrations run once, into the template. `CREATE DATABASE … TEMPLATE` then copies it in tens of
+//! milliseconds, off the test's path: a background task keeps `clone_pool` clones ready, so a
+//! test usually just takes one (IntegreSQL's design). A released clone is dropped in the background.
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use sqlx::{postgres::PgPoolOptions, AssertSqlSafe, PgPool};
+use tokio::sync::Notify;
+
+use super::{schema, Postgres, PostgresServer};
+use crate::error::{Error, Result};
+
+const TEMPLATE: &str = "drydock_template";
+
+/// The template database and its pool of ready clones.
+pub(crate) struct ClonePool {
+    admin: PgPool,
+    ready: Mutex<VecDeque<String>>,
+    wanted: Notify,
+    target: usize,
+    counter: AtomicU64,
+    strategy: &'static str,
+}
+
+impl ClonePool {
+    /// Creates the template, applies the schema to it, freezes it, and starts filling the pool.
+    pub(crate) async fn prepare(server: &PostgresServer, spec: &Postgres) -> Result<Arc<Self>> {
+        let admin = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(server.connect_options_for("postgres"))
+            .await
+            .map_err(|e| server.connect_error(e))?;
+        let sql = |e: sqlx::Error| server.connect_error(e);
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {TEMPLATE}")))
+            .execute(&admin)
+            .await
+            .map_err(sql)?;
+        let (migrations, fixtures) = spec.schema_files();
+        schema::apply(&server.connect_options_for(TEMPLATE), migrations, fixtures).await?;
+        // No connection may touch the template while it is copied.
+        sqlx::query(AssertSqlSafe(format!(
+            "ALTER DATABASE {TEMPLATE} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"
+        )))
+        .execute(&admin)
+        .await
+        .map_err(sql)?;
+        let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+            .fetch_one(&admin)
+            .await
+            .map_err(sql)?;
+        let pool = Arc::new(ClonePool {
+            admin,
+            ready: Mutex::new(VecDeque::new()),
+            wanted: Notify::new(),
+            target: spec.clone_pool_size(),
+            counter: AtomicU64::new(0),
+            // FILE_COPY (PG 15+) copies the directory instead of WAL-logging every block; with
+            // fsync off its checkpoints cost little, and it does not serialise on WAL.
+            strategy: if version >= 150_000 {
+                " STRATEGY FILE_COPY"
+            } else {
+                ""
+            },
+        });
+        tokio::spawn(Arc::clone(&pool).refill());
+        Ok(pool)
+    }
+
+    /// A fresh clone: a ready one when there is one, else made now.
+    pub(crate) async fn acquire(&self) -> Result<String> {
+        let ready = self.lock_ready().pop_front();
+        self.wanted.notify_one();
+        match ready {
+            Some(name) => Ok(name),
+            None => self.create_clone().await,
+        }
+    }
+
+    /// Drops a clone in the background; a test never waits for `DROP DATABASE`.
+    pub(crate) fn release(self: &Arc<Self>, name: String) {
+        let pool = Arc::clone(self);
+        tokio::spawn(async move {
+            let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+            if let Err(e) = sqlx::query(AssertSqlSafe(drop)).execute(&pool.admin).await {
+                tracing::warn!(database = %name, error = %e, "dropping a released clone failed");
+            }
+        });
+    }
+
+    async fn refill(self: Arc<Self>) {
+        loop {
+            while self.lock_ready().len() < self.target {
+                match self.create_clone().await {
+                    Ok(name) => self.lock_ready().push_back(name),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "preparing a clone failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+            self.wanted.notified().await;
+        }
+    }
+
+    async fn create_clone(&self) -> Result<String> {
+        let name = format!(
+            "drydock_slice_{}",
+            self.counter.fetch_add(1, Ordering::Relaxed)
+        );
+        let create = format!(
+            "CREATE DATABASE \"{name}\" TEMPLATE {TEMPLATE}{}",
+            self.strategy
+        );
+        sqlx::query(AssertSqlSafe(create))
+            .execute(&self.admin)
+            .await
+            .map_err(|e| Error::Connect {
+                service: "postgres",
+                endpoint: format!("CREATE DATABASE {name}"),
+                cause: e.to_string(),
+            })?;
+        Ok(name)
+    }
+
+    fn lock_ready(&self) -> std::sync::MutexGuard<'_, VecDeque<String>> {
+        // A panic while holding this lock leaves a plain queue of names: still consistent.
+        self.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

@@ -1,0 +1,98 @@
+//! Slices of a shared Redis: a logical database per test, leased, flushed on release.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use redis::aio::MultiplexedConnection;
+use tokio::sync::Semaphore;
+
+use super::RedisServer;
+use crate::error::{Error, Result};
+
+/// How long a test waits for a free logical database before it is an error.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The free logical databases of one server.
+pub(crate) struct DatabaseLeases {
+    server: RedisServer,
+    free: Mutex<Vec<u32>>,
+    available: Semaphore,
+    count: u32,
+}
+
+impl DatabaseLeases {
+    pub(crate) fn new(server: RedisServer, count: u32) -> Arc<Self> {
+        Arc::new(DatabaseLeases {
+            server,
+            // Handed out lowest first: pop() takes from the end.
+            free: Mutex::new((0..count).rev().collect()),
+            available: Semaphore::new(count as usize),
+            count,
+        })
+    }
+
+    /// An empty logical database of the caller's own.
+    pub(crate) async fn acquire(&self) -> Result<u32> {
+        let permit = tokio::time::timeout(ACQUIRE_TIMEOUT, self.available.acquire())
+            .await
+            .map_err(|_| Error::Timeout {
+                what: format!(
+                    "a free Redis database (all {} are leased; raise Redis::databases)",
+                    self.count
+                ),
+                bound: ACQUIRE_TIMEOUT,
+            })?
+            .map_err(|_| Error::Timeout {
+                what: "a free Redis database (the environment is shutting down)".into(),
+                bound: ACQUIRE_TIMEOUT,
+            })?;
+        permit.forget();
+        let db = self
+            .lock_free()
+            .pop()
+            .ok_or_else(|| Error::Timeout {
+                what: "a free Redis database (lease accounting is off)".into(),
+                bound: ACQUIRE_TIMEOUT,
+            })?;
+        // Released databases are flushed, but a crashed keeper's leftovers must not leak into a test.
+        if let Err(e) = self.flush(db).await {
+            self.give_back(db);
+            return Err(e);
+        }
+        Ok(db)
+    }
+
+    /// Flushes the database and returns it to the free list, in the background.
+    pub(crate) fn release(self: &Arc<Self>, db: u32) {
+        let leases = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(e) = leases.flush(db).await {
+                tracing::warn!(db, error = %e, "flushing a released Redis database failed");
+            }
+            leases.give_back(db);
+        });
+    }
+
+    fn give_back(&self, db: u32) {
+        self.lock_free().push(db);
+        self.available.add_permits(1);
+    }
+
+    async fn flush(&self, db: u32) -> Result<()> {
+        let client = self.server.client_for_db(db)?;
+        let mut conn: MultiplexedConnection = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| self.server.connect_error(e))?;
+        redis::cmd("FLUSHDB")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| self.server.connect_error(e))
+    }
+
+    fn lock_free(&self) -> std::sync::MutexGuard<'_, Vec<u32>> {
+        self.free.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

@@ -1,0 +1,100 @@
+//! The directory of one shared environment: where its keeper listens, logs, and is elected.
+
+use std::{
+    fs::{DirBuilder, File},
+    os::unix::fs::{DirBuilderExt, MetadataExt},
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// `<base>/<run>-<env>`: one per (run, spec). The base is private to the user (mode 0700).
+#[derive(Clone, Debug)]
+pub(crate) struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    pub(crate) fn new(run: &str, identity: &str) -> Result<Self> {
+        // Hashed: a Unix socket path must stay under 108 bytes, whatever the run id looks like.
+        let run_hash = hex::encode(&Sha256::digest(run.as_bytes())[..6]);
+        let path = base_dir().join(format!("{run_hash}-{identity}"));
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&path)
+            .map_err(|e| keeper_error(&path, format!("cannot be created: {e}")))?;
+        Ok(RunDir { path })
+    }
+
+    pub(crate) fn from_path(path: PathBuf) -> Self {
+        RunDir { path }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn socket(&self) -> PathBuf {
+        self.path.join("keeper.sock")
+    }
+
+    pub(crate) fn spec_file(&self) -> PathBuf {
+        self.path.join("spec.json")
+    }
+
+    pub(crate) fn log_file(&self) -> PathBuf {
+        self.path.join("keeper.log")
+    }
+
+    /// Takes the election lock of this environment, waiting at most `bound`.
+    pub(crate) fn lock(&self, bound: Duration) -> Result<File> {
+        let path = self.path.join("lock");
+        let file = File::create(&path)
+            .map_err(|e| keeper_error(&self.path, format!("lock file cannot be opened: {e}")))?;
+        let deadline = Instant::now() + bound;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(keeper_error(
+                        &self.path,
+                        format!("election lock was held for more than {bound:?}"),
+                    ))
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(keeper_error(&self.path, format!("lock failed: {e}")))
+                }
+            }
+        }
+    }
+
+    /// The last lines of the keeper's log.
+    pub(crate) fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.log_file()).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+/// Where every run directory lives: `$XDG_RUNTIME_DIR/drydock`, else `<tmp>/drydock-<uid>`.
+pub(crate) fn base_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("drydock");
+    }
+    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+    std::env::temp_dir().join(format!("drydock-{uid}"))
+}
+
+pub(crate) fn keeper_error(dir: &Path, problem: String) -> Error {
+    Error::Keeper {
+        dir: dir.display().to_string(),
+        problem,
+    }
+}

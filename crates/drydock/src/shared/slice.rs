@@ -1,0 +1,174 @@
+//! What one test gets from a shared environment.
+
+use std::{collections::HashMap, fmt, os::unix::net::UnixStream, time::Duration};
+
+use redis::aio::ConnectionManager;
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    PgPool,
+};
+
+use crate::{
+    error::{Error, Result},
+    PostgresServer, RedisServer,
+};
+
+/// This test's own part of a shared environment: a database cloned from the migrated template,
+/// a Redis logical database. Dropping it gives them back (the database is dropped, the Redis
+/// database flushed); so does the death of the test process, however it dies.
+///
+/// ```no_run
+/// use drydock::{Env, Postgres, Redis};
+///
+/// # async fn demo() -> drydock::Result<()> {
+/// let slice = Env::builder()
+///     .with_postgres(Postgres::default().migrations("migrations"))
+///     .with_redis(Redis::default())
+///     .attach()
+///     .await?;
+/// let pool = slice.postgres()?.pool().await?;     // a fresh, migrated database of its own
+/// let redis = slice.redis()?.connection_manager().await?; // an empty logical database
+/// let config = slice.vars();                      // DATABASE_URL, REDIS_URL for the system under test
+/// # let _ = (pool, redis, config);
+/// # Ok(()) }
+/// ```
+pub struct Slice {
+    /// The lease: closing it (on drop, or by the kernel when the process dies) releases the slice.
+    _lease: UnixStream,
+    instance: String,
+    postgres: Option<PostgresSlice>,
+    redis: Option<RedisSlice>,
+}
+
+impl Slice {
+    pub(crate) fn new(
+        lease: UnixStream,
+        instance: String,
+        postgres: Option<(PostgresServer, String)>,
+        redis: Option<(RedisServer, u32)>,
+    ) -> Self {
+        Slice {
+            _lease: lease,
+            instance,
+            postgres: postgres.map(|(server, database)| PostgresSlice { server, database }),
+            redis: redis.map(|(server, db)| RedisSlice { server, db }),
+        }
+    }
+
+    /// This test's database.
+    pub fn postgres(&self) -> Result<&PostgresSlice> {
+        self.postgres
+            .as_ref()
+            .ok_or(Error::ServiceNotInEnv { service: "postgres" })
+    }
+
+    /// This test's Redis database.
+    pub fn redis(&self) -> Result<&RedisSlice> {
+        self.redis
+            .as_ref()
+            .ok_or(Error::ServiceNotInEnv { service: "redis" })
+    }
+
+    /// The configuration a system under test reads: `DATABASE_URL`, `REDIS_URL`, both pointing
+    /// at this slice.
+    pub fn vars(&self) -> HashMap<String, String> {
+        let mut vars = HashMap::new();
+        if let Some(postgres) = &self.postgres {
+            vars.insert("DATABASE_URL".into(), postgres.url());
+        }
+        if let Some(redis) = &self.redis {
+            vars.insert("REDIS_URL".into(), redis.url());
+        }
+        vars
+    }
+
+    /// The shared environment's instance id (its `drydock.instance` label).
+    pub fn instance_id(&self) -> &str {
+        &self.instance
+    }
+}
+
+impl fmt::Debug for Slice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Slice")
+            .field("instance", &self.instance)
+            .field("postgres", &self.postgres)
+            .field("redis", &self.redis)
+            .finish()
+    }
+}
+
+/// A database of one test's own, on the shared server.
+#[derive(Clone, Debug)]
+pub struct PostgresSlice {
+    server: PostgresServer,
+    database: String,
+}
+
+impl PostgresSlice {
+    /// The database's name.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// `postgres://…/<database>`, for `DATABASE_URL`.
+    pub fn url(&self) -> String {
+        self.server.url_for(&self.database)
+    }
+
+    /// Connection options for the database.
+    pub fn connect_options(&self) -> PgConnectOptions {
+        self.server.connect_options_for(&self.database)
+    }
+
+    /// A small pool on the database.
+    pub async fn pool(&self) -> Result<PgPool> {
+        PgPoolOptions::new()
+            .max_connections(5)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(self.connect_options())
+            .await
+            .map_err(|e| self.server.connect_error(e))
+    }
+
+    /// The shared server (its host, port and credentials).
+    pub fn server(&self) -> &PostgresServer {
+        &self.server
+    }
+}
+
+/// A logical Redis database of one test's own.
+#[derive(Clone, Debug)]
+pub struct RedisSlice {
+    server: RedisServer,
+    db: u32,
+}
+
+impl RedisSlice {
+    /// The logical database's number.
+    pub fn db(&self) -> u32 {
+        self.db
+    }
+
+    /// `redis://host:port/<db>`, for `REDIS_URL`.
+    pub fn url(&self) -> String {
+        self.server.url_for_db(self.db)
+    }
+
+    /// A client for the database.
+    pub fn client(&self) -> Result<redis::Client> {
+        self.server.client_for_db(self.db)
+    }
+
+    /// A reconnecting connection to the database.
+    pub async fn connection_manager(&self) -> Result<ConnectionManager> {
+        ConnectionManager::new(self.client()?)
+            .await
+            .map_err(|e| self.server.connect_error(e))
+    }
+
+    /// The shared server.
+    pub fn server(&self) -> &RedisServer {
+        &self.server
+    }
+}
