@@ -1,0 +1,270 @@
+//! One environment per run, shared by every test process, a slice for each test.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use drydock::{Env, EnvBuilder, Error, Postgres, Redis};
+use drydock_tests::{assert_child_passed, labelled, run_child};
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+const GRACE: Duration = Duration::from_secs(2);
+
+/// Waits until nothing carries `label`, or fails after `bound`.
+async fn assert_removed_within(label: &str, bound: Duration) -> TestResult {
+    let deadline = Instant::now() + bound;
+    loop {
+        let left = labelled(label).await?;
+        if left.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("still there after {bound:?}: {left:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn schema_dir(files: &[(&str, &str)]) -> std::io::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    for (name, sql) in files {
+        std::fs::write(dir.path().join(name), sql)?;
+    }
+    Ok(dir)
+}
+
+fn with_migrations(dir: &Path) -> EnvBuilder {
+    Env::builder()
+        .with_postgres(Postgres::default().migrations(dir))
+        .grace_period(GRACE)
+}
+
+#[tokio::test]
+async fn sixteen_processes_attaching_at_once_get_one_environment() -> TestResult {
+    let run = format!("sixteen-{}", uuid::Uuid::new_v4().simple());
+    let children: Vec<_> = (0..16)
+        .map(|_| {
+            let run = run.clone();
+            tokio::task::spawn_blocking(move || {
+                run_child(
+                    "child_attach_and_report",
+                    &[("DRYDOCK_RUN_ID", Some(&run))],
+                    Duration::from_secs(120),
+                )
+            })
+        })
+        .collect();
+    let mut reports = Vec::new();
+    for child in children {
+        let output = child.await?;
+        assert_child_passed("child_attach_and_report", &output);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let report = stdout
+            .lines()
+            .find_map(|l| l.split_once("ATTACHED "))
+            .map(|(_, report)| report.to_string())
+            .ok_or_else(|| format!("no report in:\n{stdout}"))?;
+        reports.push(report);
+    }
+    reports.dedup();
+    assert_eq!(reports.len(), 1, "different environments: {reports:?}");
+    assert_removed_within(&format!("drydock.run={run}"), GRACE + Duration::from_secs(20)).await
+}
+
+#[tokio::test]
+#[ignore = "run 16 times at once by sixteen_processes_attaching_at_once_get_one_environment"]
+async fn child_attach_and_report() -> TestResult {
+    let slice = Env::builder()
+        .with_postgres(Postgres::default())
+        .with_redis(Redis::default())
+        .grace_period(GRACE)
+        .attach()
+        .await?;
+    let labels = format!("drydock.instance={}", slice.instance_id());
+    let containers = labelled(&labels).await?.containers;
+    assert_eq!(containers.len(), 2, "{containers:?}");
+    let postgres = slice.postgres()?.server();
+    let redis = slice.redis()?.server();
+    println!(
+        "ATTACHED {} postgres={}:{} redis={}:{}",
+        slice.instance_id(),
+        postgres.host(),
+        postgres.port(),
+        redis.host(),
+        redis.port()
+    );
+    // Overlap with the other children, as parallel tests do.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn slices_of_one_environment_are_isolated() -> TestResult {
+    let dir = schema_dir(&[("1_items.sql", "CREATE TABLE items (name text);")])?;
+    let spec = with_migrations(dir.path()).with_redis(Redis::default());
+    let (a, b) = tokio::join!(spec.clone().attach(), spec.attach());
+    let (a, b) = (a?, b?);
+    assert_eq!(a.instance_id(), b.instance_id(), "one environment");
+    assert_ne!(a.postgres()?.database(), b.postgres()?.database());
+    assert_ne!(a.redis()?.db(), b.redis()?.db());
+
+    let pool_a = a.postgres()?.pool().await?;
+    let pool_b = b.postgres()?.pool().await?;
+    sqlx::query("INSERT INTO items VALUES ('from a')")
+        .execute(&pool_a)
+        .await?;
+    let in_b: i64 = sqlx::query_scalar("SELECT count(*) FROM items")
+        .fetch_one(&pool_b)
+        .await?;
+    assert_eq!(in_b, 0, "B sees A's row");
+
+    let mut redis_a = a.redis()?.connection_manager().await?;
+    let mut redis_b = b.redis()?.connection_manager().await?;
+    redis::cmd("SET")
+        .arg("k")
+        .arg("a")
+        .query_async::<()>(&mut redis_a)
+        .await?;
+    let in_b: Option<String> = redis::cmd("GET").arg("k").query_async(&mut redis_b).await?;
+    assert_eq!(in_b, None, "B sees A's key");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_released_slice_leaves_nothing_for_the_next_test() -> TestResult {
+    let dir = schema_dir(&[("1_items.sql", "CREATE TABLE items (name text);")])?;
+    let spec = with_migrations(dir.path()).with_redis(Redis::default());
+    let first = spec.clone().attach().await?;
+    let (database, db) = (
+        first.postgres()?.database().to_string(),
+        first.redis()?.db(),
+    );
+    let mut redis = first.redis()?.connection_manager().await?;
+    redis::cmd("SET")
+        .arg("left")
+        .arg("behind")
+        .query_async::<()>(&mut redis)
+        .await?;
+    let server = first.postgres()?.server().clone();
+    drop(first);
+
+    // The keeper drops the database and flushes the Redis database in the background.
+    let admin = server.connect_options_for("postgres");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&admin).await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&database)
+                .fetch_one(&mut conn)
+                .await?;
+        if !exists {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{database} was not dropped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut raw = server_redis(&spec).await?.client_for_db(db)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Option<String> = redis::cmd("GET").arg("left").query(&mut raw)?;
+        if left.is_none() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "redis db {db} was not flushed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+async fn server_redis(spec: &EnvBuilder) -> drydock::Result<drydock::RedisServer> {
+    let slice = spec.clone().attach().await?;
+    Ok(slice.redis()?.server().clone())
+}
+
+#[tokio::test]
+async fn changing_a_migration_gives_the_new_schema() -> TestResult {
+    let dir = schema_dir(&[("1_schema.sql", "CREATE TABLE before_change (n int);")])?;
+    let old = with_migrations(dir.path()).attach().await?;
+    let table = |name: &'static str| {
+        format!("SELECT to_regclass('{name}') IS NOT NULL")
+    };
+    let pool = old.postgres()?.pool().await?;
+    let has: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(table("before_change")))
+        .fetch_one(&pool)
+        .await?;
+    assert!(has);
+
+    std::fs::write(
+        dir.path().join("1_schema.sql"),
+        "CREATE TABLE after_change (n int);",
+    )?;
+    let new = with_migrations(dir.path()).attach().await?;
+    assert_ne!(old.instance_id(), new.instance_id(), "a new environment");
+    let pool = new.postgres()?.pool().await?;
+    let (before, after): (bool, bool) = (
+        sqlx::query_scalar(sqlx::AssertSqlSafe(table("before_change")))
+            .fetch_one(&pool)
+            .await?,
+        sqlx::query_scalar(sqlx::AssertSqlSafe(table("after_change")))
+            .fetch_one(&pool)
+            .await?,
+    );
+    assert!(!before && after, "the changed migration's schema");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failing_migration_names_the_file_and_leaves_nothing() -> TestResult {
+    let dir = schema_dir(&[
+        ("1_good.sql", "CREATE TABLE fine (n int);"),
+        ("2_broken.sql", "CREATE TABEL oops (n int);"),
+    ])?;
+    let spec = with_migrations(dir.path());
+    let identity = spec.identity()?;
+    let Err(error) = spec.attach().await else {
+        panic!("a broken migration was applied");
+    };
+    let message = error.to_string();
+    assert!(matches!(error, Error::Shared { .. }), "{message}");
+    assert!(message.contains("2_broken.sql"), "names the file: {message}");
+    assert!(message.contains("syntax error"), "the database's message: {message}");
+    assert_removed_within(
+        &format!("drydock.env={identity}"),
+        GRACE + Duration::from_secs(20),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_spec_that_cannot_start_fails_every_attacher_with_the_same_error() -> TestResult {
+    let spec = Env::builder()
+        .with_postgres(
+            Postgres::default()
+                .setting("no_such_parameter", "1")
+                .setting("application_name", uuid::Uuid::new_v4().to_string()),
+        )
+        .grace_period(GRACE);
+    let identity = spec.identity()?;
+    let attempts = futures::future::join_all((0..4).map(|_| spec.clone().attach())).await;
+    let messages: Vec<String> = attempts
+        .into_iter()
+        .map(|a| match a {
+            Ok(_) => panic!("a broken spec started"),
+            Err(e) => e.to_string(),
+        })
+        .collect();
+    assert!(messages[0].contains("no_such_parameter"), "{}", messages[0]);
+    // One start, one failure, reported to all: the log tail inside is byte-identical.
+    assert!(
+        messages.iter().all(|m| m == &messages[0]),
+        "different errors: {messages:#?}"
+    );
+    assert_removed_within(
+        &format!("drydock.env={identity}"),
+        GRACE + Duration::from_secs(20),
+    )
+    .await
+}
