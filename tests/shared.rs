@@ -70,7 +70,11 @@ async fn sixteen_processes_attaching_at_once_get_one_environment() -> TestResult
     }
     reports.dedup();
     assert_eq!(reports.len(), 1, "different environments: {reports:?}");
-    assert_removed_within(&format!("drydock.run={run}"), GRACE + Duration::from_secs(20)).await
+    assert_removed_within(
+        &format!("drydock.run={run}"),
+        GRACE + Duration::from_secs(20),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -188,9 +192,7 @@ async fn server_redis(spec: &EnvBuilder) -> drydock::Result<drydock::RedisServer
 async fn changing_a_migration_gives_the_new_schema() -> TestResult {
     let dir = schema_dir(&[("1_schema.sql", "CREATE TABLE before_change (n int);")])?;
     let old = with_migrations(dir.path()).attach().await?;
-    let table = |name: &'static str| {
-        format!("SELECT to_regclass('{name}') IS NOT NULL")
-    };
+    let table = |name: &'static str| format!("SELECT to_regclass('{name}') IS NOT NULL");
     let pool = old.postgres()?.pool().await?;
     let has: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(table("before_change")))
         .fetch_one(&pool)
@@ -229,8 +231,14 @@ async fn a_failing_migration_names_the_file_and_leaves_nothing() -> TestResult {
     };
     let message = error.to_string();
     assert!(matches!(error, Error::Shared { .. }), "{message}");
-    assert!(message.contains("2_broken.sql"), "names the file: {message}");
-    assert!(message.contains("syntax error"), "the database's message: {message}");
+    assert!(
+        message.contains("2_broken.sql"),
+        "names the file: {message}"
+    );
+    assert!(
+        message.contains("syntax error"),
+        "the database's message: {message}"
+    );
     assert_removed_within(
         &format!("drydock.env={identity}"),
         GRACE + Duration::from_secs(20),

@@ -1,10 +1,12 @@
-//! `drydock`: build the local stand-in images; (later) list and prune environments.
+//! `drydock`: list and prune environments; build the local stand-in images.
 //!
 //! ```text
-//! cargo run -p drydock-cli -- images build     # idempotent: seconds when up to date
-//! cargo run -p drydock-cli -- images list
+//! cargo run -p drydock-cli -- ls                # running environments, their leases
+//! cargo run -p drydock-cli -- prune             # remove what dead runs left behind
+//! cargo run -p drydock-cli -- images build      # idempotent: seconds when up to date
 //! ```
 
+mod environments;
 mod images;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +24,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Lists running environments: run, spec, age, services, owner, leases.
+    Ls,
+    /// Removes environments whose owning process is gone; never a live run's.
+    Prune {
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Local stand-in images, for machines that reach no container registry.
     Images {
         #[command(subcommand)]
@@ -54,6 +64,8 @@ async fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Ls => environments::list().await,
+        Command::Prune { dry_run } => environments::prune(dry_run).await,
         Command::Images { command } => match command {
             ImagesCommand::Build { force, only } => images::build(force, &only).await,
             ImagesCommand::List => images::list().await,

@@ -38,8 +38,8 @@ pub mod shared;
 pub use env::{Env, EnvBuilder};
 pub use error::{Error, Result};
 pub use image::ImageRef;
-pub use shared::{PostgresSlice, RedisSlice, Slice};
 pub use service::{
     postgres::{Postgres, PostgresServer},
     redis::{Redis, RedisServer},
 };
+pub use shared::{PostgresSlice, RedisSlice, Slice};

@@ -38,7 +38,11 @@ async fn exercise(owner: &str, n: usize) -> TestResult {
         tokio::task::yield_now().await;
     }
     assert_eq!(orders.count().await?, n as i64, "only this test's rows");
-    assert_eq!(orders.cached_count().await?, n as i64, "only this test's count");
+    assert_eq!(
+        orders.cached_count().await?,
+        n as i64,
+        "only this test's count"
+    );
     assert_eq!(orders.owners().await?, [owner], "only this test's keys");
 
     let engine = Engine::connect().await?;
@@ -52,7 +56,9 @@ async fn exercise(owner: &str, n: usize) -> TestResult {
     let containers = engine
         .docker()
         .list_containers(Some(
-            ListContainersOptionsBuilder::new().filters(&filters).build(),
+            ListContainersOptionsBuilder::new()
+                .filters(&filters)
+                .build(),
         ))
         .await?;
     let mut services: Vec<String> = containers
@@ -60,7 +66,11 @@ async fn exercise(owner: &str, n: usize) -> TestResult {
         .filter_map(|c| c.labels.as_ref()?.get("drydock.service").cloned())
         .collect();
     services.sort();
-    assert_eq!(services, ["postgres", "redis"], "one of each for the whole run");
+    assert_eq!(
+        services,
+        ["postgres", "redis"],
+        "one of each for the whole run"
+    );
     Ok(())
 }
 
@@ -88,11 +98,23 @@ suite! {
     order_46 => 1, order_47 => 2, order_48 => 3, order_49 => 4, order_50 => 5,
 }
 
-/// Holds a slice for a long time; `scripts/check-sigkill` kills the processes running it.
-#[tokio::test]
-#[ignore = "run by scripts/check-sigkill, which SIGKILLs it"]
-async fn holds_a_slice_until_killed() -> TestResult {
-    let _slice = environment().attach().await?;
-    tokio::time::sleep(Duration::from_secs(120)).await;
-    Ok(())
+macro_rules! holders {
+    ($($name:ident),*) => {
+        $(
+            /// Holds a slice for a long time; `scripts/check-sigkill` kills the processes running it.
+            #[tokio::test]
+            #[ignore = "run by scripts/check-sigkill, which SIGKILLs it"]
+            async fn $name() -> TestResult {
+                let _slice = environment().attach().await?;
+                tokio::time::sleep(Duration::from_secs(120)).await;
+                Ok(())
+            }
+        )*
+    };
 }
+
+holders!(
+    holds_a_slice_until_killed_1,
+    holds_a_slice_until_killed_2,
+    holds_a_slice_until_killed_3
+);

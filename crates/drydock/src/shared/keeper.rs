@@ -215,8 +215,7 @@ async fn start(keeper: Arc<Keeper>, env_out: tokio::sync::oneshot::Sender<Env>) 
             builder.postgres = Some(postgres.without_schema());
         }
         let engine = Engine::connect().await?;
-        let labels =
-            InstanceLabels::for_run(keeper.spec.run.clone(), keeper.spec.identity.clone());
+        let labels = InstanceLabels::for_run(keeper.spec.run.clone(), keeper.spec.identity.clone());
         let env = builder.start_as(engine, labels).await?;
         let prepared = async {
             let postgres = match (env.postgres().ok(), &postgres_spec) {

@@ -136,7 +136,10 @@ fn connect_or_spawn(dir: &RunDir, spec: &KeeperSpec) -> Result<UnixStream> {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(keeper_error(
                 dir.path(),
-                format!("exited ({status}) before it listened:\n{}", dir.log_tail(30)),
+                format!(
+                    "exited ({status}) before it listened:\n{}",
+                    dir.log_tail(30)
+                ),
             ));
         }
         if Instant::now() >= deadline {
@@ -190,7 +193,12 @@ fn request_slice(dir: &RunDir, stream: UnixStream, bound: Duration) -> Result<Sl
             ))
         }
         Ok(_) => {}
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
             return Err(Error::Timeout {
                 what: format!("a slice from the keeper in {}", dir.path().display()),
                 bound,
@@ -246,14 +254,17 @@ fn status(dir: &RunDir) -> Result<Status> {
         .set_read_timeout(Some(Duration::from_secs(2)))
         .map_err(io)?;
     let mut writer = stream.try_clone().map_err(io)?;
-    let mut request =
-        serde_json::to_vec(&Request::Status).map_err(|e| keeper_error(dir.path(), e.to_string()))?;
+    let mut request = serde_json::to_vec(&Request::Status)
+        .map_err(|e| keeper_error(dir.path(), e.to_string()))?;
     request.push(b'\n');
     writer.write_all(&request).map_err(io)?;
     let mut line = String::new();
     BufReader::new(&stream).read_line(&mut line).map_err(io)?;
     match serde_json::from_str(&line) {
         Ok(Response::Status(status)) => Ok(status),
-        _ => Err(keeper_error(dir.path(), format!("answered: {}", line.trim()))),
+        _ => Err(keeper_error(
+            dir.path(),
+            format!("answered: {}", line.trim()),
+        )),
     }
 }

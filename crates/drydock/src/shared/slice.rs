@@ -57,9 +57,9 @@ impl Slice {
 
     /// This test's database.
     pub fn postgres(&self) -> Result<&PostgresSlice> {
-        self.postgres
-            .as_ref()
-            .ok_or(Error::ServiceNotInEnv { service: "postgres" })
+        self.postgres.as_ref().ok_or(Error::ServiceNotInEnv {
+            service: "postgres",
+        })
     }
 
     /// This test's Redis database.

@@ -115,14 +115,11 @@ fn migration_error(dir: &Path, migrator: &Migrator, error: MigrateError) -> Erro
             let file = std::fs::read_dir(dir)
                 .ok()
                 .and_then(|entries| {
-                    entries
-                        .flatten()
-                        .map(|e| e.path())
-                        .find(|p| {
-                            p.file_name()
-                                .and_then(|n| n.to_str())
-                                .is_some_and(|n| n.starts_with(&format!("{version}_")))
-                        })
+                    entries.flatten().map(|e| e.path()).find(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with(&format!("{version}_")))
+                    })
                 })
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| format!("{}/{version}_{description}", dir.display()));
@@ -141,7 +138,11 @@ fn migration_error(dir: &Path, migrator: &Migrator, error: MigrateError) -> Erro
 /// The server's message (and its position hint) rather than sqlx's wrapper text.
 fn database_message(error: &sqlx::Error) -> String {
     match error.as_database_error() {
-        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().unwrap_or_default()),
+        Some(db) => format!(
+            "{} (SQLSTATE {})",
+            db.message(),
+            db.code().unwrap_or_default()
+        ),
         None => error.to_string(),
     }
 }

@@ -134,6 +134,8 @@ impl ClonePool {
 
     fn lock_ready(&self) -> std::sync::MutexGuard<'_, VecDeque<String>> {
         // A panic while holding this lock leaves a plain queue of names: still consistent.
-        self.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.ready
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -49,13 +49,10 @@ impl DatabaseLeases {
                 bound: ACQUIRE_TIMEOUT,
             })?;
         permit.forget();
-        let db = self
-            .lock_free()
-            .pop()
-            .ok_or_else(|| Error::Timeout {
-                what: "a free Redis database (lease accounting is off)".into(),
-                bound: ACQUIRE_TIMEOUT,
-            })?;
+        let db = self.lock_free().pop().ok_or_else(|| Error::Timeout {
+            what: "a free Redis database (lease accounting is off)".into(),
+            bound: ACQUIRE_TIMEOUT,
+        })?;
         // Released databases are flushed, but a crashed keeper's leftovers must not leak into a test.
         if let Err(e) = self.flush(db).await {
             self.give_back(db);
@@ -93,6 +90,8 @@ impl DatabaseLeases {
     }
 
     fn lock_free(&self) -> std::sync::MutexGuard<'_, Vec<u32>> {
-        self.free.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.free
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
