@@ -228,7 +228,7 @@ async fn a_service_that_never_becomes_ready_fails_with_the_named_timeout() -> Te
             .setting("listen_addresses", "")
             .ready_timeout(bound),
     );
-    let spec_label = format!("drydock.env={}", builder.identity());
+    let spec_label = format!("drydock.env={}", builder.identity()?);
     let started = Instant::now();
     let outcome = builder.start().await;
     let elapsed = started.elapsed();
@@ -270,7 +270,7 @@ async fn a_service_that_never_becomes_ready_fails_with_the_named_timeout() -> Te
 async fn a_server_that_exits_fails_fast_with_its_log() -> TestResult {
     let builder =
         Env::builder().with_postgres(unique_postgres("exits").setting("no_such_parameter", "1"));
-    let spec_label = format!("drydock.env={}", builder.identity());
+    let spec_label = format!("drydock.env={}", builder.identity()?);
     let started = Instant::now();
     let outcome = builder.start().await;
     let elapsed = started.elapsed();

@@ -1,8 +1,13 @@
 //! Slices of a shared server: databases cloned from a migrated template, kept ready in a pool.
 //!
 //! Migrations run once, into the template. `CREATE DATABASE … TEMPLATE` then copies it in tens of
-//! milliseconds, off the test's path: a background task keeps `clone_pool` clones ready, so a
-//! test usually just takes one (IntegreSQL's design). A released clone is dropped in the background.
+//! milliseconds, off the test's path: a background worker keeps `clone_pool` clones ready, so a
+//! test usually just takes one (IntegreSQL's design).
+//!
+//! Released clones are dropped by the same worker, but only once the pool is full: creating and
+//! dropping both checkpoint and contend, and a test waits for a missing clone, never for a drop.
+//! So that garbage cannot grow without bound (the data directory is a tmpfs), more than
+//! `MAX_PENDING_DROPS` waiting drops go first.
 
 use std::{
     collections::VecDeque,
@@ -20,11 +25,13 @@ use super::{schema, Postgres, PostgresServer};
 use crate::error::{Error, Result};
 
 const TEMPLATE: &str = "drydock_template";
+const MAX_PENDING_DROPS: usize = 64;
 
 /// The template database and its pool of ready clones.
 pub(crate) struct ClonePool {
     admin: PgPool,
     ready: Mutex<VecDeque<String>>,
+    released: Mutex<Vec<String>>,
     wanted: Notify,
     target: usize,
     counter: AtomicU64,
@@ -61,6 +68,7 @@ impl ClonePool {
         let pool = Arc::new(ClonePool {
             admin,
             ready: Mutex::new(VecDeque::new()),
+            released: Mutex::new(Vec::new()),
             wanted: Notify::new(),
             target: spec.clone_pool_size(),
             counter: AtomicU64::new(0),
@@ -72,13 +80,13 @@ impl ClonePool {
                 ""
             },
         });
-        tokio::spawn(Arc::clone(&pool).refill());
+        tokio::spawn(Arc::clone(&pool).maintain());
         Ok(pool)
     }
 
     /// A fresh clone: a ready one when there is one, else made now.
     pub(crate) async fn acquire(&self) -> Result<String> {
-        let ready = self.lock_ready().pop_front();
+        let ready = lock(&self.ready).pop_front();
         self.wanted.notify_one();
         match ready {
             Some(name) => Ok(name),
@@ -86,29 +94,40 @@ impl ClonePool {
         }
     }
 
-    /// Drops a clone in the background; a test never waits for `DROP DATABASE`.
-    pub(crate) fn release(self: &Arc<Self>, name: String) {
-        let pool = Arc::clone(self);
-        tokio::spawn(async move {
-            let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-            if let Err(e) = sqlx::query(AssertSqlSafe(drop)).execute(&pool.admin).await {
-                tracing::warn!(database = %name, error = %e, "dropping a released clone failed");
-            }
-        });
+    /// Queues a clone for dropping; a test never waits for `DROP DATABASE`.
+    pub(crate) fn release(&self, name: String) {
+        lock(&self.released).push(name);
+        self.wanted.notify_one();
     }
 
-    async fn refill(self: Arc<Self>) {
+    /// The one worker: refill first, drop released clones when the pool is full.
+    async fn maintain(self: Arc<Self>) {
         loop {
-            while self.lock_ready().len() < self.target {
+            let missing = lock(&self.ready).len() < self.target;
+            let pending = lock(&self.released).len();
+            if pending > MAX_PENDING_DROPS || (!missing && pending > 0) {
+                let name = lock(&self.released).pop();
+                if let Some(name) = name {
+                    self.drop_clone(&name).await;
+                }
+            } else if missing {
                 match self.create_clone().await {
-                    Ok(name) => self.lock_ready().push_back(name),
+                    Ok(name) => lock(&self.ready).push_back(name),
                     Err(e) => {
                         tracing::warn!(error = %e, "preparing a clone failed; retrying");
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                 }
+            } else {
+                self.wanted.notified().await;
             }
-            self.wanted.notified().await;
+        }
+    }
+
+    async fn drop_clone(&self, name: &str) {
+        let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+        if let Err(e) = sqlx::query(AssertSqlSafe(drop)).execute(&self.admin).await {
+            tracing::warn!(database = %name, error = %e, "dropping a released clone failed");
         }
     }
 
@@ -131,11 +150,11 @@ impl ClonePool {
             })?;
         Ok(name)
     }
+}
 
-    fn lock_ready(&self) -> std::sync::MutexGuard<'_, VecDeque<String>> {
-        // A panic while holding this lock leaves a plain queue of names: still consistent.
-        self.ready
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+/// A poisoned lock here still guards a plain list of names: consistent, so keep using it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
