@@ -135,7 +135,7 @@ impl EnvBuilder {
         self.resolve_paths()?;
         let identity = self.resolved_identity()?;
         let engine = Engine::connect().await?;
-        let labels = InstanceLabels::new(identity);
+        let labels = InstanceLabels::owned(identity);
         let span = tracing::info_span!("env", instance = %labels.instance);
         self.start_as(engine, labels).instrument(span).await
     }

@@ -15,6 +15,8 @@ pub const LABEL_INSTANCE: &str = "drydock.instance";
 pub const LABEL_OWNER: &str = "drydock.owner";
 /// Label: which service of the environment a container runs (`postgres`, `redis`).
 pub const LABEL_SERVICE: &str = "drydock.service";
+/// Label: `owned` (an [`Env`](crate::Env) of one test) or `shared` (a keeper's, for a run).
+pub const LABEL_SCOPE: &str = "drydock.scope";
 
 /// The id of the current test run, shared by every test process of one run.
 ///
@@ -74,20 +76,28 @@ pub(crate) struct InstanceLabels {
     pub env: String,
     pub instance: String,
     pub owner: u32,
+    pub scope: &'static str,
 }
 
 impl InstanceLabels {
-    pub(crate) fn new(env: String) -> Self {
-        Self::for_run(run_id(), env)
+    /// Labels of an environment owned by this process.
+    pub(crate) fn owned(env: String) -> Self {
+        Self::with(run_id(), env, "owned")
     }
 
-    /// Labels of an instance started on behalf of `run` (a keeper's parent is not the run's).
-    pub(crate) fn for_run(run: String, env: String) -> Self {
+    /// Labels of a run's shared environment, started by its keeper on the run's behalf (the
+    /// keeper's own parent says nothing of the run).
+    pub(crate) fn shared(run: String, env: String) -> Self {
+        Self::with(run, env, "shared")
+    }
+
+    fn with(run: String, env: String, scope: &'static str) -> Self {
         InstanceLabels {
             run,
             env,
             instance: uuid::Uuid::new_v4().simple().to_string(),
             owner: std::process::id(),
+            scope,
         }
     }
 
@@ -98,6 +108,7 @@ impl InstanceLabels {
             (LABEL_INSTANCE.to_string(), self.instance.clone()),
             (LABEL_OWNER.to_string(), self.owner.to_string()),
             (LABEL_SERVICE.to_string(), service.to_string()),
+            (LABEL_SCOPE.to_string(), self.scope.to_string()),
         ])
     }
 

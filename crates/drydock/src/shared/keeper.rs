@@ -29,7 +29,7 @@ use super::{
 use crate::{
     docker::{remove_labelled, Engine},
     error::{Error, Result},
-    identity::{InstanceLabels, LABEL_ENV, LABEL_RUN},
+    identity::{InstanceLabels, LABEL_ENV, LABEL_OWNER, LABEL_RUN, LABEL_SCOPE},
     service::{postgres::template::ClonePool, redis::databases::DatabaseLeases},
     Env, PostgresServer, RedisServer,
 };
@@ -159,7 +159,7 @@ async fn serve(dir: RunDir) -> Result<()> {
             eprintln!("drydock keeper: teardown: {e}");
         }
     }
-    sweep(&keeper.spec).await;
+    sweep(&keeper.spec, Some(std::process::id())).await;
     eprintln!(
         "drydock keeper: done after {} slices",
         keeper.served.load(Ordering::Relaxed)
@@ -176,13 +176,16 @@ async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) {
     }
 }
 
-/// Removes whatever carries this run's and spec's labels: what a killed keeper of the same run
-/// left, or what a start cut short by shutdown made.
-async fn sweep(spec: &KeeperSpec) {
-    let labels = [
+/// Removes shared-environment resources of this run and spec: before starting, what a killed
+/// keeper of the same run left (`owner: None`); on exit, what this keeper made (`Some(pid)`).
+/// Never an owned `Env` of a test, even one with the same spec.
+async fn sweep(spec: &KeeperSpec, owner: Option<u32>) {
+    let mut labels = vec![
         format!("{LABEL_RUN}={}", spec.run),
         format!("{LABEL_ENV}={}", spec.identity),
+        format!("{LABEL_SCOPE}=shared"),
     ];
+    labels.extend(owner.map(|pid| format!("{LABEL_OWNER}={pid}")));
     match Engine::connect().await {
         Ok(engine) => {
             if let Err(e) = remove_labelled(&engine, &labels).await {
@@ -195,7 +198,9 @@ async fn sweep(spec: &KeeperSpec) {
 
 /// Starts the environment and prepares its slices; publishes the outcome to every waiting test.
 async fn start(keeper: Arc<Keeper>, env_out: tokio::sync::oneshot::Sender<Env>) {
-    sweep(&keeper.spec).await;
+    // This keeper won the election and found no live one: any earlier keeper of this run and
+    // spec is dead, and what it left can go.
+    sweep(&keeper.spec, None).await;
     let outcome = async {
         let mut builder = keeper.spec.builder.clone();
         if let Some(redis) = builder.redis.take() {
@@ -215,7 +220,7 @@ async fn start(keeper: Arc<Keeper>, env_out: tokio::sync::oneshot::Sender<Env>) 
             builder.postgres = Some(postgres.without_schema());
         }
         let engine = Engine::connect().await?;
-        let labels = InstanceLabels::for_run(keeper.spec.run.clone(), keeper.spec.identity.clone());
+        let labels = InstanceLabels::shared(keeper.spec.run.clone(), keeper.spec.identity.clone());
         let env = builder.start_as(engine, labels).await?;
         let prepared = async {
             let postgres = match (env.postgres().ok(), &postgres_spec) {
