@@ -276,3 +276,25 @@ async fn a_spec_that_cannot_start_fails_every_attacher_with_the_same_error() -> 
     )
     .await
 }
+
+#[tokio::test]
+async fn a_keeper_never_removes_an_owned_environment_of_the_same_spec() -> TestResult {
+    // Same run, same spec: only the scope label tells them apart.
+    let spec = Env::builder()
+        .with_redis(Redis::default().databases(17))
+        .with_postgres(
+            Postgres::default().setting("application_name", uuid::Uuid::new_v4().to_string()),
+        )
+        .grace_period(Duration::from_millis(500));
+    let owned = spec.clone().start().await?;
+    let slice = spec.clone().attach().await?;
+    let shared_label = format!("drydock.instance={}", slice.instance_id());
+    drop(slice);
+    assert_removed_within(&shared_label, Duration::from_secs(20)).await?;
+
+    let left = labelled(&format!("drydock.instance={}", owned.instance_id())).await?;
+    assert_eq!(left.containers.len(), 2, "the keeper removed an owned environment");
+    let pool = owned.postgres()?.pool().await?;
+    sqlx::query("SELECT 1").execute(&pool).await?;
+    Ok(())
+}
