@@ -22,6 +22,10 @@
 //! } // containers and network are removed here
 //! ```
 //!
+//! Under `cargo nextest`, where every test is a process, start the environment once per run and
+//! give each test a [`Slice`] of it — its own database cloned from a migrated template, its own
+//! Redis database — with [`EnvBuilder::attach`]; see [`shared`].
+//!
 //! Images: each service runs its official image (`postgres:17-alpine`, `redis:7-alpine`) unless
 //! the code picks another, and `DRYDOCK_IMAGE_<SERVICE>` overrides both; see [`image`].
 
