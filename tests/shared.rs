@@ -293,7 +293,11 @@ async fn a_keeper_never_removes_an_owned_environment_of_the_same_spec() -> TestR
     assert_removed_within(&shared_label, Duration::from_secs(20)).await?;
 
     let left = labelled(&format!("drydock.instance={}", owned.instance_id())).await?;
-    assert_eq!(left.containers.len(), 2, "the keeper removed an owned environment");
+    assert_eq!(
+        left.containers.len(),
+        2,
+        "the keeper removed an owned environment"
+    );
     let pool = owned.postgres()?.pool().await?;
     sqlx::query("SELECT 1").execute(&pool).await?;
     Ok(())

@@ -29,14 +29,25 @@ struct File {
     mode: u32,
 }
 
+/// A binary installed from crates.io with `cargo install`, cached across runs (tansu's build
+/// takes minutes), and put into a build context under `path`.
+struct CargoBinary {
+    krate: &'static str,
+    version: &'static str,
+    features: &'static str,
+    bin: &'static str,
+    path: &'static str,
+}
+
 /// How an image is made.
 enum Source {
     /// A Debian root file system from `debootstrap`, added to an empty image.
     Debootstrap,
-    /// A Dockerfile and its files, built on another image of this list.
+    /// A Dockerfile, its files and binaries, built on another image of this list.
     Dockerfile {
         base: &'static str,
         files: &'static [File],
+        binaries: &'static [CargoBinary],
     },
 }
 
@@ -71,6 +82,7 @@ const RECIPES: &[Recipe] = &[
                     mode: 0o755,
                 },
             ],
+            binaries: &[],
         },
     },
     Recipe {
@@ -90,6 +102,33 @@ const RECIPES: &[Recipe] = &[
                     mode: 0o755,
                 },
             ],
+            binaries: &[],
+        },
+    },
+    Recipe {
+        name: "kafka",
+        tag: "drydock.local/kafka:tansu-0.6.0",
+        source: Source::Dockerfile {
+            base: "debian",
+            files: &[
+                File {
+                    path: "Dockerfile",
+                    content: include_bytes!("../../../images/kafka/Dockerfile"),
+                    mode: 0o644,
+                },
+                File {
+                    path: "run",
+                    content: include_bytes!("../../../images/kafka/run"),
+                    mode: 0o755,
+                },
+            ],
+            binaries: &[CargoBinary {
+                krate: "tansu",
+                version: "0.6.0",
+                features: "dynostore",
+                bin: "tansu",
+                path: "tansu",
+            }],
         },
     },
 ];
@@ -110,12 +149,19 @@ fn recipe_hash(recipe: &Recipe) -> Result<String> {
             hasher.update(format!("debootstrap minbase {DEBIAN_SUITE}").as_bytes());
             hasher.update(BASE_DOCKERFILE.as_bytes());
         }
-        Source::Dockerfile { base, files } => {
+        Source::Dockerfile {
+            base,
+            files,
+            binaries,
+        } => {
             hasher.update(recipe_hash(self::recipe(base)?)?.as_bytes());
             for file in *files {
                 hasher.update(file.path.as_bytes());
                 hasher.update(file.mode.to_le_bytes());
                 hasher.update(file.content);
+            }
+            for binary in *binaries {
+                hasher.update(binary.cache_key().as_bytes());
             }
         }
     }
@@ -164,7 +210,9 @@ pub async fn build(force: bool, only: &[String]) -> Result<()> {
         println!("{:<32} building…", recipe.tag);
         let context = match &recipe.source {
             Source::Debootstrap => debootstrap_context()?,
-            Source::Dockerfile { files, .. } => context_of(files)?,
+            Source::Dockerfile {
+                files, binaries, ..
+            } => context_of(files, binaries)?,
         };
         build_image(&engine, recipe.tag, &hash, context)
             .await
@@ -189,7 +237,7 @@ pub async fn list() -> Result<()> {
 }
 
 /// Build context as an in-memory tar.
-fn context_of(files: &[File]) -> Result<Vec<u8>> {
+fn context_of(files: &[File], binaries: &[CargoBinary]) -> Result<Vec<u8>> {
     let mut archive = tar::Builder::new(Vec::new());
     for file in files {
         let mut header = tar::Header::new_gnu();
@@ -198,7 +246,82 @@ fn context_of(files: &[File]) -> Result<Vec<u8>> {
         header.set_cksum();
         archive.append_data(&mut header, file.path, file.content)?;
     }
+    for binary in binaries {
+        let installed = binary.ensure_installed()?;
+        // A plain entry: the tar crate would write a large binary as GNU sparse, which Docker's
+        // builder rejects ("unhandled tar header type 83").
+        let content = std::fs::read(&installed)
+            .with_context(|| format!("reading {}", installed.display()))?;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o755);
+        header.set_cksum();
+        archive.append_data(&mut header, binary.path, content.as_slice())?;
+    }
     Ok(archive.into_inner()?)
+}
+
+impl CargoBinary {
+    fn cache_key(&self) -> String {
+        format!(
+            "{}-{}-{}",
+            self.krate,
+            self.version,
+            self.features.replace(',', "+")
+        )
+    }
+
+    /// The installed binary, running `cargo install` into drydock's cache when it is not there.
+    fn ensure_installed(&self) -> Result<std::path::PathBuf> {
+        let root = cache_dir().join(self.cache_key());
+        let installed = root.join("bin").join(self.bin);
+        if installed.is_file() {
+            return Ok(installed);
+        }
+        println!(
+            "{:<32} cargo install {} {} --features {} (cached in {}; takes minutes once)",
+            "",
+            self.krate,
+            self.version,
+            self.features,
+            root.display()
+        );
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "install",
+                "--locked",
+                "--quiet",
+                self.krate,
+                "--version",
+                self.version,
+            ])
+            .args(["--features", self.features, "--root"])
+            .arg(&root)
+            .status()
+            .with_context(|| format!("running cargo install {}", self.krate))?;
+        if !status.success() || !installed.is_file() {
+            bail!(
+                "cargo install {} {} failed ({status})\n  to fix: read cargo's output above; \
+                 a C toolchain and network access to crates.io are needed",
+                self.krate,
+                self.version
+            );
+        }
+        Ok(installed)
+    }
+}
+
+/// Where built binaries are cached: `$DRYDOCK_CACHE_DIR`, else `$XDG_CACHE_HOME/drydock`, else
+/// `~/.cache/drydock`.
+fn cache_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("DRYDOCK_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return dir.into();
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return std::path::PathBuf::from(dir).join("drydock");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+    std::path::PathBuf::from(home).join(".cache/drydock")
 }
 
 const BASE_DOCKERFILE: &str = "FROM scratch\nADD rootfs.tar /\nCMD [\"bash\"]\n";
