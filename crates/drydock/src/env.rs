@@ -13,11 +13,12 @@ use crate::{
     identity::InstanceLabels,
     service::{
         self,
+        kafka::KafkaServer,
         postgres::{schema, PostgresServer},
         redis::RedisServer,
         Placement,
     },
-    Postgres, Redis,
+    Kafka, Postgres, Redis,
 };
 
 /// How long removing an environment may take before drop gives up (and reports it).
@@ -42,6 +43,7 @@ const TEARDOWN_BOUND: Duration = Duration::from_secs(60);
 pub struct EnvBuilder {
     pub(crate) postgres: Option<Postgres>,
     pub(crate) redis: Option<Redis>,
+    pub(crate) kafka: Option<Kafka>,
     pub(crate) grace_period: Duration,
 }
 
@@ -50,6 +52,7 @@ impl Default for EnvBuilder {
         EnvBuilder {
             postgres: None,
             redis: None,
+            kafka: None,
             grace_period: Duration::from_secs(5),
         }
     }
@@ -65,6 +68,12 @@ impl EnvBuilder {
     /// Adds a Redis server.
     pub fn with_redis(mut self, redis: Redis) -> Self {
         self.redis = Some(redis);
+        self
+    }
+
+    /// Adds a Kafka broker.
+    pub fn with_kafka(mut self, kafka: Kafka) -> Self {
+        self.kafka = Some(kafka);
         self
     }
 
@@ -102,7 +111,10 @@ impl EnvBuilder {
             None => String::new(),
         };
         // The grace period is how long, not what: it does not make another environment.
-        let digest = Sha256::digest(format!("{:?}|{:?}|{schema}", self.postgres, self.redis));
+        let digest = Sha256::digest(format!(
+            "{:?}|{:?}|{:?}|{schema}",
+            self.postgres, self.redis, self.kafka
+        ));
         Ok(hex::encode(&digest[..8]))
     }
 
@@ -110,7 +122,13 @@ impl EnvBuilder {
     pub(crate) fn ready_bounds(&self) -> Duration {
         let postgres = self.postgres.as_ref().map(Postgres::ready_bound);
         let redis = self.redis.as_ref().map(Redis::ready_bound);
-        postgres.into_iter().chain(redis).max().unwrap_or_default()
+        let kafka = self.kafka.as_ref().map(Kafka::ready_bound);
+        postgres
+            .into_iter()
+            .chain(redis)
+            .chain(kafka)
+            .max()
+            .unwrap_or_default()
     }
 
     /// Makes every path of the spec absolute, so it means the same in another process.
@@ -165,12 +183,17 @@ impl EnvBuilder {
             network: network.clone(),
             labels: labels.for_service(kind),
         };
-        let (postgres_placement, redis_placement) = (placement("postgres"), placement("redis"));
-        // Both run to completion even if one fails, so nothing is still being created while the
+        let (postgres_placement, redis_placement, kafka_placement) = (
+            placement("postgres"),
+            placement("redis"),
+            placement("kafka"),
+        );
+        // All run to completion even if one fails, so nothing is still being created while the
         // guard removes what exists.
-        let (postgres, redis) = tokio::join!(
+        let (postgres, redis, kafka) = tokio::join!(
             start_optional(self.postgres.as_ref(), postgres_placement),
             start_optional(self.redis.as_ref(), redis_placement),
+            start_optional(self.kafka.as_ref(), kafka_placement),
         );
         let mut failures = Vec::new();
         let postgres = postgres.unwrap_or_else(|e| {
@@ -178,6 +201,10 @@ impl EnvBuilder {
             None
         });
         let redis = redis.unwrap_or_else(|e| {
+            failures.push(e);
+            None
+        });
+        let kafka = kafka.unwrap_or_else(|e| {
             failures.push(e);
             None
         });
@@ -196,6 +223,7 @@ impl EnvBuilder {
                 network,
                 postgres,
                 redis,
+                kafka,
             }),
             // The guard drops here and removes what was started.
             1 => Err(failures.remove(0)),
@@ -230,6 +258,7 @@ pub struct Env {
     network: String,
     postgres: Option<PostgresServer>,
     redis: Option<RedisServer>,
+    kafka: Option<KafkaServer>,
 }
 
 impl Env {
@@ -252,7 +281,15 @@ impl Env {
             .ok_or(Error::ServiceNotInEnv { service: "redis" })
     }
 
-    /// The configuration a system under test reads: `DATABASE_URL`, `REDIS_URL`.
+    /// The Kafka broker, if the environment has one.
+    pub fn kafka(&self) -> Result<&KafkaServer> {
+        self.kafka
+            .as_ref()
+            .ok_or(Error::ServiceNotInEnv { service: "kafka" })
+    }
+
+    /// The configuration a system under test reads: `DATABASE_URL`, `REDIS_URL`,
+    /// `KAFKA_BOOTSTRAP_SERVERS`.
     pub fn vars(&self) -> HashMap<String, String> {
         let mut vars = HashMap::new();
         if let Some(postgres) = &self.postgres {
@@ -260,6 +297,12 @@ impl Env {
         }
         if let Some(redis) = &self.redis {
             vars.insert("REDIS_URL".into(), redis.url());
+        }
+        if let Some(kafka) = &self.kafka {
+            vars.insert(
+                "KAFKA_BOOTSTRAP_SERVERS".into(),
+                kafka.bootstrap_servers().into(),
+            );
         }
         vars
     }

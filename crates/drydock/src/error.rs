@@ -178,6 +178,32 @@ pub enum Error {
         problem: String,
     },
 
+    /// A Kafka client operation failed.
+    #[error("kafka at {bootstrap}: {context}: {cause}")]
+    Kafka {
+        /// The broker's bootstrap address.
+        bootstrap: String,
+        /// What was being done.
+        context: String,
+        /// librdkafka's message.
+        cause: String,
+    },
+
+    /// The awaited message did not arrive in time.
+    #[error(
+        "waited {waited:?} for {wanted}; {} arrived instead:{}",
+        .arrived.len(),
+        .arrived.iter().map(|m| format!("\n  {m}")).collect::<String>()
+    )]
+    NoMessage {
+        /// What was awaited.
+        wanted: String,
+        /// How long.
+        waited: Duration,
+        /// One line per message that did arrive.
+        arrived: Vec<String>,
+    },
+
     /// Starting several services failed; each failure is listed.
     #[error("{} services failed to start:\n{}", .0.len(), render_list(.0))]
     Several(Vec<Error>),

@@ -43,6 +43,7 @@ pub use env::{Env, EnvBuilder};
 pub use error::{Error, Result};
 pub use image::ImageRef;
 pub use service::{
+    kafka::{Kafka, KafkaFlavour, KafkaServer, KafkaSlice, Received},
     postgres::{Postgres, PostgresServer},
     redis::{Redis, RedisServer},
 };

@@ -34,6 +34,8 @@ pub(crate) struct ContainerPlan {
     pub cmd: Vec<String>,
     /// Container ports to publish, each on a free host port of the bind address.
     pub ports: Vec<u16>,
+    /// `(host, container)` ports to publish as given (see `PlanContext::host_port`).
+    pub fixed_ports: Vec<(u16, u16)>,
     /// Paths mounted as tmpfs, with their mount options: fast, and nothing survives as a volume.
     pub tmpfs: Vec<(&'static str, &'static str)>,
 }
@@ -76,11 +78,21 @@ pub(crate) async fn start(
 
     let mut image = GenericImage::new(plan.image.repository(), plan.image.tag())
         .with_wait_for(WaitFor::Nothing);
-    for port in &plan.ports {
+    let bindings: Vec<(u16, Option<u16>)> = plan
+        .ports
+        .iter()
+        .map(|port| (*port, None))
+        .chain(
+            plan.fixed_ports
+                .iter()
+                .map(|(host, port)| (*port, Some(*host))),
+        )
+        .collect();
+    for (port, _) in &bindings {
         image = image.with_exposed_port(port.tcp());
     }
     let bind_ip = engine.bind_ip().to_string();
-    let ports = plan.ports.clone();
+    let ports = bindings.clone();
     let tmpfs: HashMap<String, String> = plan
         .tmpfs
         .iter()
@@ -97,10 +109,10 @@ pub(crate) async fn start(
             host_config.port_bindings = Some(
                 ports
                     .iter()
-                    .map(|port| {
+                    .map(|(port, host)| {
                         let binding = PortBinding {
                             host_ip: Some(bind_ip.clone()),
-                            host_port: Some(String::new()),
+                            host_port: Some(host.map(|h| h.to_string()).unwrap_or_default()),
                         };
                         (format!("{port}/tcp"), Some(vec![binding]))
                     })
@@ -130,7 +142,7 @@ pub(crate) async fn start(
     std::mem::forget(handle);
     let published = published.map_err(|e| start_failed(format!("reading published ports: {e}")))?;
     let mut mapped = HashMap::new();
-    for port in &plan.ports {
+    for (port, _) in &bindings {
         let host_port = published
             .map_to_host_port_ipv4(port.tcp())
             .ok_or_else(|| start_failed(format!("port {port} was not published")))?;
@@ -200,4 +212,38 @@ pub(crate) async fn log_tail(engine: &Engine, container_id: &str, lines: usize) 
     } else {
         text
     }
+}
+
+/// A free port on the bind address, for a service that must know its published port up front.
+/// Free now; `port_taken` recognises the rare start that loses it to another process.
+pub(crate) fn reserve_port(engine: &Engine) -> Result<u16> {
+    let listener =
+        std::net::TcpListener::bind((engine.bind_ip(), 0)).map_err(|e| Error::StartFailed {
+            service: "docker",
+            image: String::new(),
+            cause: format!("no free port on {}: {e}", engine.bind_ip()),
+        })?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| Error::StartFailed {
+            service: "docker",
+            image: String::new(),
+            cause: format!("no free port on {}: {e}", engine.bind_ip()),
+        })
+}
+
+/// Whether a start failed because its fixed host port was taken.
+pub(crate) fn port_taken(error: &Error) -> bool {
+    matches!(error, Error::StartFailed { cause, .. }
+        if cause.contains("port is already allocated") || cause.contains("address already in use"))
+}
+
+/// Removes a container by name, ignoring absence (a failed start leaves it created).
+pub(crate) async fn remove_container(engine: &Engine, name: &str) {
+    let options = testcontainers::bollard::query_parameters::RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .v(true)
+        .build();
+    let _ = engine.docker().remove_container(name, Some(options)).await;
 }

@@ -11,6 +11,8 @@ mod host;
 
 pub(crate) use cleanup::remove_labelled_blocking;
 pub use cleanup::{remove_labelled, Removed};
-pub(crate) use container::{log_tail, start, ContainerPlan, StartedContainer};
+pub(crate) use container::{
+    log_tail, port_taken, remove_container, reserve_port, start, ContainerPlan, StartedContainer,
+};
 pub use engine::Engine;
 pub use testcontainers::bollard;

@@ -30,8 +30,10 @@ use crate::{
     docker::{remove_labelled, Engine},
     error::{Error, Result},
     identity::{InstanceLabels, LABEL_ENV, LABEL_OWNER, LABEL_RUN, LABEL_SCOPE},
-    service::{postgres::template::ClonePool, redis::databases::DatabaseLeases},
-    Env, PostgresServer, RedisServer,
+    service::{
+        kafka::delete_prefixed, postgres::template::ClonePool, redis::databases::DatabaseLeases,
+    },
+    Env, KafkaServer, PostgresServer, RedisServer,
 };
 
 /// The environment variable that turns a test binary into a keeper: the run directory.
@@ -89,6 +91,9 @@ struct Resources {
     instance: String,
     postgres: Option<(PostgresServer, Arc<ClonePool>)>,
     redis: Option<(RedisServer, Arc<DatabaseLeases>)>,
+    kafka: Option<KafkaServer>,
+    /// Numbers Kafka slice prefixes.
+    slices: AtomicUsize,
 }
 
 struct Keeper {
@@ -239,6 +244,8 @@ async fn start(keeper: Arc<Keeper>, env_out: tokio::sync::oneshot::Sender<Env>) 
                 instance: env.instance_id().to_string(),
                 postgres,
                 redis,
+                kafka: env.kafka().ok().cloned(),
+                slices: AtomicUsize::new(0),
             })
         }
         .await;
@@ -340,8 +347,12 @@ async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
                 redis: slice
                     .redis_db
                     .and_then(|db| resources.redis.as_ref().map(|(s, _)| (s.clone(), db))),
+                kafka: slice
+                    .kafka_prefix
+                    .clone()
+                    .and_then(|prefix| resources.kafka.as_ref().map(|s| (s.clone(), prefix))),
             };
-            let delivered = reply(&mut write, &Response::Slice(grant)).await.is_ok();
+            let delivered = reply(&mut write, &Response::Slice(Box::new(grant))).await.is_ok();
             if delivered {
                 keeper.served.fetch_add(1, Ordering::Relaxed);
                 // The lease lasts until the test process closes the connection or dies.
@@ -358,6 +369,7 @@ async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
 struct CutSlice {
     database: Option<String>,
     redis_db: Option<u32>,
+    kafka_prefix: Option<String>,
 }
 
 async fn cut_slice(resources: &Resources) -> Result<CutSlice> {
@@ -374,6 +386,7 @@ async fn cut_slice(resources: &Resources) -> Result<CutSlice> {
                     CutSlice {
                         database,
                         redis_db: None,
+                        kafka_prefix: None,
                     },
                 );
                 return Err(e);
@@ -381,7 +394,16 @@ async fn cut_slice(resources: &Resources) -> Result<CutSlice> {
         },
         None => None,
     };
-    Ok(CutSlice { database, redis_db })
+    // Names, not resources: the slice creates its topics, and they are deleted on release.
+    let kafka_prefix = resources
+        .kafka
+        .as_ref()
+        .map(|_| format!("s{}_", resources.slices.fetch_add(1, Ordering::Relaxed)));
+    Ok(CutSlice {
+        database,
+        redis_db,
+        kafka_prefix,
+    })
 }
 
 fn release(resources: &Resources, slice: CutSlice) {
@@ -390,6 +412,14 @@ fn release(resources: &Resources, slice: CutSlice) {
     }
     if let (Some(db), Some((_, leases))) = (slice.redis_db, &resources.redis) {
         leases.release(db);
+    }
+    if let (Some(prefix), Some(server)) = (slice.kafka_prefix, &resources.kafka) {
+        let server = server.clone();
+        tokio::spawn(async move {
+            if let Err(e) = delete_prefixed(&server, &prefix).await {
+                eprintln!("drydock keeper: deleting the topics of slice {prefix}: {e}");
+            }
+        });
     }
 }
 

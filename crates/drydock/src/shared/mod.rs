@@ -208,12 +208,7 @@ fn request_slice(dir: &RunDir, stream: UnixStream, bound: Duration) -> Result<Sl
     }
     stream.set_read_timeout(None).map_err(io)?;
     match serde_json::from_str::<Response>(&line) {
-        Ok(Response::Slice(grant)) => Ok(Slice::new(
-            stream,
-            grant.instance,
-            grant.postgres,
-            grant.redis,
-        )),
+        Ok(Response::Slice(grant)) => Ok(Slice::new(stream, *grant)),
         Ok(Response::Failed(message)) => Err(Error::Shared {
             environment: environment_name(dir.path()),
             message,

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{EnvBuilder, PostgresServer, RedisServer};
+use crate::{EnvBuilder, KafkaServer, PostgresServer, RedisServer};
 
 /// The spec file a keeper is started with.
 #[derive(Debug, Serialize, Deserialize)]
@@ -27,7 +27,7 @@ pub(crate) enum Request {
 /// The keeper's one-line answer.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Response {
-    Slice(SliceGrant),
+    Slice(Box<SliceGrant>),
     Failed(String),
     Status(Status),
 }
@@ -38,6 +38,8 @@ pub(crate) struct SliceGrant {
     pub instance: String,
     pub postgres: Option<(PostgresServer, String)>,
     pub redis: Option<(RedisServer, u32)>,
+    /// The broker and this slice's name prefix.
+    pub kafka: Option<(KafkaServer, String)>,
 }
 
 /// What `drydock ls` shows of a keeper.

@@ -8,9 +8,10 @@ use sqlx::{
     PgPool,
 };
 
+use super::protocol::SliceGrant;
 use crate::{
     error::{Error, Result},
-    PostgresServer, RedisServer,
+    KafkaSlice, PostgresServer, RedisServer,
 };
 
 /// This test's own part of a shared environment: a database cloned from the migrated template,
@@ -38,20 +39,21 @@ pub struct Slice {
     instance: String,
     postgres: Option<PostgresSlice>,
     redis: Option<RedisSlice>,
+    kafka: Option<KafkaSlice>,
 }
 
 impl Slice {
-    pub(crate) fn new(
-        lease: UnixStream,
-        instance: String,
-        postgres: Option<(PostgresServer, String)>,
-        redis: Option<(RedisServer, u32)>,
-    ) -> Self {
+    pub(crate) fn new(lease: UnixStream, grant: SliceGrant) -> Self {
         Slice {
             _lease: lease,
-            instance,
-            postgres: postgres.map(|(server, database)| PostgresSlice { server, database }),
-            redis: redis.map(|(server, db)| RedisSlice { server, db }),
+            instance: grant.instance,
+            postgres: grant
+                .postgres
+                .map(|(server, database)| PostgresSlice { server, database }),
+            redis: grant.redis.map(|(server, db)| RedisSlice { server, db }),
+            kafka: grant
+                .kafka
+                .map(|(server, prefix)| KafkaSlice::new(server, prefix)),
         }
     }
 
@@ -69,8 +71,15 @@ impl Slice {
             .ok_or(Error::ServiceNotInEnv { service: "redis" })
     }
 
-    /// The configuration a system under test reads: `DATABASE_URL`, `REDIS_URL`, both pointing
-    /// at this slice.
+    /// This test's topic names and consumer groups; its topics are deleted when it ends.
+    pub fn kafka(&self) -> Result<&KafkaSlice> {
+        self.kafka
+            .as_ref()
+            .ok_or(Error::ServiceNotInEnv { service: "kafka" })
+    }
+
+    /// The configuration a system under test reads: `DATABASE_URL`, `REDIS_URL` (this slice's),
+    /// `KAFKA_BOOTSTRAP_SERVERS` and `KAFKA_TOPIC_PREFIX`.
     pub fn vars(&self) -> HashMap<String, String> {
         let mut vars = HashMap::new();
         if let Some(postgres) = &self.postgres {
@@ -78,6 +87,13 @@ impl Slice {
         }
         if let Some(redis) = &self.redis {
             vars.insert("REDIS_URL".into(), redis.url());
+        }
+        if let Some(kafka) = &self.kafka {
+            vars.insert(
+                "KAFKA_BOOTSTRAP_SERVERS".into(),
+                kafka.server().bootstrap_servers().into(),
+            );
+            vars.insert("KAFKA_TOPIC_PREFIX".into(), kafka.prefix().into());
         }
         vars
     }
@@ -94,6 +110,7 @@ impl fmt::Debug for Slice {
             .field("instance", &self.instance)
             .field("postgres", &self.postgres)
             .field("redis", &self.redis)
+            .field("kafka", &self.kafka)
             .finish()
     }
 }

@@ -16,7 +16,7 @@ use sqlx::{
     Connection, PgConnection, PgPool,
 };
 
-use super::{Probe, Service};
+use super::{PlanContext, Probe, Service};
 use crate::{
     docker::{ContainerPlan, StartedContainer},
     error::{Error, Result},
@@ -157,9 +157,12 @@ pub(crate) struct Credentials {
 
 impl Service for Postgres {
     const KIND: &'static str = "postgres";
-    const DEFAULT_IMAGE: &'static str = "postgres:17-alpine";
     type Access = Credentials;
     type Server = PostgresServer;
+
+    fn default_image(&self) -> &'static str {
+        "postgres:17-alpine"
+    }
 
     fn image_in_code(&self) -> Option<&str> {
         self.image.as_deref()
@@ -169,7 +172,7 @@ impl Service for Postgres {
         self.ready_timeout
     }
 
-    fn plan(&self, image: ImageRef) -> (ContainerPlan, Credentials) {
+    fn plan(&self, image: ImageRef, _: &PlanContext) -> (ContainerPlan, Credentials) {
         let credentials = Credentials {
             user: "drydock".into(),
             password: crate::secret::generate(),
@@ -191,6 +194,7 @@ impl Service for Postgres {
             ],
             cmd,
             ports: vec![PORT],
+            fixed_ports: Vec::new(),
             tmpfs: vec![(DATA_DIR, "rw")],
         };
         (plan, credentials)

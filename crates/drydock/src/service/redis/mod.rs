@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use redis::aio::ConnectionManager;
 
-use super::{Probe, Service};
+use super::{PlanContext, Probe, Service};
 use crate::{
     docker::{ContainerPlan, StartedContainer},
     error::{Error, Result},
@@ -76,9 +76,12 @@ impl Redis {
 
 impl Service for Redis {
     const KIND: &'static str = "redis";
-    const DEFAULT_IMAGE: &'static str = "redis:7-alpine";
     type Access = ();
     type Server = RedisServer;
+
+    fn default_image(&self) -> &'static str {
+        "redis:7-alpine"
+    }
 
     fn image_in_code(&self) -> Option<&str> {
         self.image.as_deref()
@@ -88,7 +91,7 @@ impl Service for Redis {
         self.ready_timeout
     }
 
-    fn plan(&self, image: ImageRef) -> (ContainerPlan, ()) {
+    fn plan(&self, image: ImageRef, _: &PlanContext) -> (ContainerPlan, ()) {
         // Arguments starting with '-' are appended to redis-server by the image's entrypoint.
         let mut cmd: Vec<String> = ["--save", "", "--appendonly", "no"]
             .into_iter()
@@ -103,6 +106,7 @@ impl Service for Redis {
             env: Vec::new(),
             cmd,
             ports: vec![PORT],
+            fixed_ports: Vec::new(),
             tmpfs: vec![("/data", "rw")],
         };
         (plan, ())

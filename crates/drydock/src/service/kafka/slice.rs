@@ -1,0 +1,197 @@
+//! One test's share of a broker: topic names and group ids under a prefix of its own.
+
+use std::time::Duration;
+
+use rdkafka::{
+    admin::AdminClient,
+    client::DefaultClientContext,
+    consumer::{Consumer, StreamConsumer},
+    message::{Header, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord},
+};
+
+use super::{clients, KafkaServer, Received};
+use crate::error::{Error, Result};
+
+/// Topic names and consumer groups of one test's own, with preconfigured clients and the
+/// helpers tests need.
+///
+/// ```no_run
+/// # async fn demo(kafka: drydock::KafkaSlice) -> drydock::Result<()> {
+/// use std::time::Duration;
+///
+/// let orders = kafka.create_topic("orders", 3).await?;      // "<prefix>orders", 3 partitions
+/// kafka.produce_json(&orders, "o-1", &serde_json::json!({"item": "rope"})).await?;
+/// let consumer = kafka.subscribe("billing", &[&orders])?;  // group "<prefix>billing"
+/// let first = kafka.consume(&consumer, 1, Duration::from_secs(10)).await?;
+/// assert_eq!(first[0].key_str(), Some("o-1"));
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct KafkaSlice {
+    server: KafkaServer,
+    prefix: String,
+}
+
+impl KafkaSlice {
+    pub(crate) fn new(server: KafkaServer, prefix: String) -> Self {
+        KafkaSlice { server, prefix }
+    }
+
+    /// The broker.
+    pub fn server(&self) -> &KafkaServer {
+        &self.server
+    }
+
+    /// The prefix of this slice's names.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// This slice's name for topic `name`.
+    pub fn topic(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// This slice's id for consumer group `name`.
+    pub fn group(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// Creates this slice's topic `name` with `partitions` partitions; returns its full name
+    /// once the broker's metadata shows every partition.
+    pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<String> {
+        let topic = self.topic(name);
+        clients::create_topic(&self.server, &topic, partitions).await?;
+        Ok(topic)
+    }
+
+    /// A producer whose sends fail within 10 s instead of retrying forever.
+    pub fn producer(&self) -> Result<FutureProducer> {
+        clients::producer(&self.server)
+    }
+
+    /// A consumer in this slice's group `group`, reading from the earliest offset.
+    pub fn consumer(&self, group: &str) -> Result<StreamConsumer> {
+        clients::consumer(&self.server, &self.group(group))
+    }
+
+    /// [`consumer`](Self::consumer), subscribed to `topics` (full names).
+    pub fn subscribe(&self, group: &str, topics: &[&str]) -> Result<StreamConsumer> {
+        let consumer = self.consumer(group)?;
+        consumer
+            .subscribe(topics)
+            .map_err(|e| clients::kafka_error(&self.server, "subscribing", e))?;
+        Ok(consumer)
+    }
+
+    /// An admin client.
+    pub fn admin(&self) -> Result<AdminClient<DefaultClientContext>> {
+        clients::admin(&self.server)
+    }
+
+    /// Produces `value` as JSON under `key`; returns the partition and offset it landed at.
+    pub async fn produce_json<T: serde::Serialize>(
+        &self,
+        topic: &str,
+        key: &str,
+        value: &T,
+    ) -> Result<(i32, i64)> {
+        self.produce(
+            topic,
+            key,
+            &serde_json::to_vec(value)
+                .map_err(|e| clients::kafka_error(&self.server, "encoding JSON", e))?,
+            &[],
+        )
+        .await
+    }
+
+    /// Produces a record with headers; returns the partition and offset it landed at.
+    pub async fn produce(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<(i32, i64)> {
+        let producer = self.producer()?;
+        let mut owned = OwnedHeaders::new();
+        for (k, v) in headers {
+            owned = owned.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        let record = FutureRecord::to(topic)
+            .key(key)
+            .payload(payload)
+            .headers(owned);
+        let delivery = producer
+            .send(record, clients::REQUEST_TIMEOUT)
+            .await
+            .map_err(|(e, _)| {
+                clients::kafka_error(&self.server, &format!("producing to {topic}"), e)
+            })?;
+        Ok((delivery.partition, delivery.offset))
+    }
+
+    /// The next `n` messages `consumer` receives, or an error within `timeout` that lists what
+    /// did arrive.
+    pub async fn consume(
+        &self,
+        consumer: &StreamConsumer,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Received>> {
+        let mut arrived = Vec::with_capacity(n);
+        let deadline = tokio::time::Instant::now() + timeout;
+        while arrived.len() < n {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(Ok(message)) => arrived.push(Received::from_message(&message)),
+                Ok(Err(e)) => {
+                    return Err(clients::kafka_error(&self.server, "consuming", e));
+                }
+                Err(_) => {
+                    return Err(Error::NoMessage {
+                        wanted: format!("{n} messages"),
+                        waited: timeout,
+                        arrived: arrived.iter().map(Received::summary).collect(),
+                    })
+                }
+            }
+        }
+        Ok(arrived)
+    }
+
+    /// The first message `consumer` receives that satisfies `predicate`, or an error within
+    /// `timeout` that lists every message that arrived instead.
+    pub async fn wait_for(
+        &self,
+        consumer: &StreamConsumer,
+        timeout: Duration,
+        predicate: impl Fn(&Received) -> bool,
+    ) -> Result<Received> {
+        let mut arrived = Vec::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(Ok(message)) => {
+                    let received = Received::from_message(&message);
+                    if predicate(&received) {
+                        return Ok(received);
+                    }
+                    arrived.push(received.summary());
+                }
+                Ok(Err(e)) => return Err(clients::kafka_error(&self.server, "consuming", e)),
+                Err(_) => {
+                    return Err(Error::NoMessage {
+                        wanted: "a message matching the predicate".into(),
+                        waited: timeout,
+                        arrived,
+                    })
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Kafka: a real Kafka-protocol broker in a container, topics of each test's own.
+
+use std::{
+    collections::BTreeSet,
+    time::{Duration, Instant},
+};
+
+use drydock::{Env, Error, Kafka, KafkaFlavour, KafkaServer, KafkaSlice};
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+async fn broker() -> drydock::Result<Env> {
+    Env::builder().with_kafka(Kafka::default()).start().await
+}
+
+#[tokio::test]
+async fn produce_and_consume_keep_keys_and_headers_across_partitions() -> TestResult {
+    let env = broker().await?;
+    let kafka = env.kafka()?.slice();
+    let topic = kafka.create_topic("orders", 3).await?;
+    let producer = kafka.producer()?;
+    let mut partitions = BTreeSet::new();
+    for i in 0..12 {
+        let (key, payload) = (format!("key-{i}"), format!("order {i}"));
+        let record = rdkafka::producer::FutureRecord::to(&topic)
+            .key(&key)
+            .payload(&payload)
+            .partition(i % 3)
+            .headers(
+                rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+                    key: "trace",
+                    value: Some(&format!("t-{i}")),
+                }),
+            );
+        let delivery = producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)?;
+        partitions.insert(delivery.partition);
+    }
+    assert_eq!(partitions, BTreeSet::from([0, 1, 2]));
+
+    let consumer = kafka.subscribe("reader", &[&topic])?;
+    let received = kafka
+        .consume(&consumer, 12, Duration::from_secs(30))
+        .await?;
+    let mut seen = BTreeSet::new();
+    for message in &received {
+        let key = message.key_str().ok_or("a message without key")?;
+        let i: i32 = key.trim_start_matches("key-").parse()?;
+        assert_eq!(message.partition, i % 3, "{key} on its partition");
+        assert_eq!(message.header("trace"), Some(format!("t-{i}").as_str()));
+        assert_eq!(
+            message.payload.as_deref(),
+            Some(format!("order {i}").as_bytes())
+        );
+        seen.insert(i);
+    }
+    assert_eq!(seen.len(), 12, "every message once: {received:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn json_helpers_round_trip() -> TestResult {
+    let env = broker().await?;
+    let kafka = env.kafka()?.slice();
+    let topic = kafka.create_topic("events", 1).await?;
+    kafka
+        .produce_json(
+            &topic,
+            "e-1",
+            &serde_json::json!({"kind": "created", "n": 1}),
+        )
+        .await?;
+    let consumer = kafka.subscribe("reader", &[&topic])?;
+    let message = kafka
+        .wait_for(&consumer, Duration::from_secs(20), |m| {
+            m.key_str() == Some("e-1")
+        })
+        .await?;
+    let value: serde_json::Value = message.json()?;
+    assert_eq!(value["kind"], "created");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_consumer_group_of_two_shares_the_partitions() -> TestResult {
+    use rdkafka::consumer::Consumer;
+
+    let env = broker().await?;
+    let kafka = env.kafka()?.slice();
+    let topic = kafka.create_topic("work", 4).await?;
+    let first = kafka.subscribe("workers", &[&topic])?;
+    let second = kafka.subscribe("workers", &[&topic])?;
+    // Both members poll until the group has settled on an assignment that covers all partitions.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (a, b) = loop {
+        let _ = tokio::time::timeout(Duration::from_millis(200), first.recv()).await;
+        let _ = tokio::time::timeout(Duration::from_millis(200), second.recv()).await;
+        let partitions = |c: &rdkafka::consumer::StreamConsumer| -> BTreeSet<i32> {
+            c.assignment()
+                .map(|a| a.elements().iter().map(|e| e.partition()).collect())
+                .unwrap_or_default()
+        };
+        let (a, b) = (partitions(&first), partitions(&second));
+        if !a.is_empty() && !b.is_empty() && a.len() + b.len() == 4 {
+            break (a, b);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no shared assignment: {a:?} / {b:?}"
+        );
+    };
+    assert!(a.is_disjoint(&b), "{a:?} and {b:?} overlap");
+    assert_eq!(a.union(&b).count(), 4);
+
+    for i in 0..4 {
+        kafka.produce(&topic, &format!("k{i}"), b"job", &[]).await?;
+    }
+    let mut got = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut by = (0, 0);
+    while got < 4 && Instant::now() < deadline {
+        tokio::select! {
+            Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), first.recv()) => { by.0 += 1; got += 1; }
+            Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), second.recv()) => { by.1 += 1; got += 1; }
+            else => {}
+        }
+    }
+    assert_eq!(got, 4, "received {by:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn waiting_for_a_message_that_never_comes_lists_what_arrived() -> TestResult {
+    let env = broker().await?;
+    let kafka = env.kafka()?.slice();
+    let topic = kafka.create_topic("noise", 1).await?;
+    kafka.produce(&topic, "other", b"not it", &[]).await?;
+    let consumer = kafka.subscribe("reader", &[&topic])?;
+    let bound = Duration::from_secs(5);
+    let started = Instant::now();
+    let outcome = kafka
+        .wait_for(&consumer, bound, |m| m.key_str() == Some("wanted"))
+        .await;
+    let elapsed = started.elapsed();
+    let Err(error) = outcome else {
+        panic!("found a message that was never sent");
+    };
+    let message = error.to_string();
+    assert!(matches!(error, Error::NoMessage { .. }), "{message}");
+    assert!(message.contains("key=other payload=not it"), "{message}");
+    assert!(elapsed < bound + Duration::from_secs(2), "took {elapsed:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_is_a_clear_error_not_a_hang() -> TestResult {
+    // Nothing listens on port 1 of loopback.
+    let kafka: KafkaSlice = KafkaServer::external("127.0.0.1:1").slice();
+    let started = Instant::now();
+    let produced = kafka.produce(&kafka.topic("t"), "k", b"v", &[]).await;
+    let created = kafka.create_topic("t", 1).await;
+    let elapsed = started.elapsed();
+    for outcome in [produced.map(|_| ()), created.map(|_| ())] {
+        let Err(error) = outcome else {
+            panic!("an unreachable broker accepted a request");
+        };
+        assert!(error.to_string().contains("127.0.0.1:1"), "{error}");
+    }
+    assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn parallel_slices_of_a_shared_broker_stay_isolated() -> TestResult {
+    let spec = Env::builder()
+        .with_kafka(Kafka::default())
+        .grace_period(Duration::from_secs(2));
+    let (a, b) = tokio::join!(spec.clone().attach(), spec.attach());
+    let (a, b) = (a?, b?);
+    assert_eq!(a.instance_id(), b.instance_id(), "one broker");
+    let (ka, kb) = (a.kafka()?, b.kafka()?);
+    assert_ne!(ka.topic("events"), kb.topic("events"));
+    let (ta, tb) = tokio::try_join!(ka.create_topic("events", 2), kb.create_topic("events", 2))?;
+    ka.produce(&ta, "from-a", b"a", &[]).await?;
+    kb.produce(&tb, "from-b", b"b", &[]).await?;
+    let ca = ka.subscribe("reader", &[&ta])?;
+    let cb = kb.subscribe("reader", &[&tb])?;
+    let (ra, rb) = tokio::try_join!(
+        ka.consume(&ca, 1, Duration::from_secs(20)),
+        kb.consume(&cb, 1, Duration::from_secs(20))
+    )?;
+    assert_eq!(ra[0].key_str(), Some("from-a"));
+    assert_eq!(rb[0].key_str(), Some("from-b"));
+    // Nothing more arrives for either: the other's message is on another topic.
+    let more = ka.consume(&ca, 1, Duration::from_secs(2)).await;
+    assert!(matches!(more, Err(Error::NoMessage { .. })), "{more:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_tansu_flavour_serves_through_its_own_contract() -> TestResult {
+    let env = Env::builder()
+        .with_kafka(Kafka::flavour(KafkaFlavour::Tansu))
+        .start()
+        .await?;
+    let server = env.kafka()?;
+    assert_eq!(
+        server.internal_bootstrap_servers(),
+        None,
+        "tansu serves one listener"
+    );
+    let kafka = server.slice();
+    let topic = kafka.create_topic("t", 2).await?;
+    kafka.produce(&topic, "k", b"tansu", &[]).await?;
+    let consumer = kafka.subscribe("reader", &[&topic])?;
+    let received = kafka.consume(&consumer, 1, Duration::from_secs(20)).await?;
+    assert_eq!(received[0].payload.as_deref(), Some(&b"tansu"[..]));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_apache_flavour_advertises_a_listener_for_the_network() -> TestResult {
+    let env = broker().await?;
+    let server = env.kafka()?;
+    let internal = server
+        .internal_bootstrap_servers()
+        .ok_or("no in-network listener")?;
+    assert!(internal.starts_with(env.network()), "{internal}");
+    assert!(internal.ends_with(":9093"), "{internal}");
+    assert!(server.bootstrap_servers().starts_with("127.0.0.1:"));
+    assert_eq!(
+        env.vars()
+            .get("KAFKA_BOOTSTRAP_SERVERS")
+            .map(String::as_str),
+        Some(server.bootstrap_servers())
+    );
+    Ok(())
+}
