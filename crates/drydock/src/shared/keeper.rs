@@ -352,7 +352,9 @@ async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
                     .clone()
                     .and_then(|prefix| resources.kafka.as_ref().map(|s| (s.clone(), prefix))),
             };
-            let delivered = reply(&mut write, &Response::Slice(Box::new(grant))).await.is_ok();
+            let delivered = reply(&mut write, &Response::Slice(Box::new(grant)))
+                .await
+                .is_ok();
             if delivered {
                 keeper.served.fetch_add(1, Ordering::Relaxed);
                 // The lease lasts until the test process closes the connection or dies.

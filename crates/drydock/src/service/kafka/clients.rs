@@ -97,7 +97,8 @@ pub(crate) async fn topic_names(server: &KafkaServer) -> Result<Vec<String>> {
 
 /// Creates `topic` and waits until the broker's metadata lists all its partitions.
 pub(crate) async fn create_topic(server: &KafkaServer, topic: &str, partitions: i32) -> Result<()> {
-    let admin = admin(server)?;
+    // One client for the request and the polls: a new librdkafka client costs a bootstrap.
+    let admin = std::sync::Arc::new(admin(server)?);
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let results = admin
         .create_topics([&new], &admin_options())
@@ -112,20 +113,17 @@ pub(crate) async fn create_topic(server: &KafkaServer, topic: &str, partitions: 
         }
     }
     // Creation is asynchronous in Kafka: wait (bounded) until the partitions are known.
-    let topic_owned = topic.to_string();
     let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
     loop {
-        let admin = self::admin(server)?;
-        let name = topic_owned.clone();
+        let (admin, name) = (std::sync::Arc::clone(&admin), topic.to_string());
         let known = tokio::task::spawn_blocking(move || {
             admin
                 .inner()
                 .fetch_metadata(Some(&name), Duration::from_secs(2))
                 .map(|m| {
-                    m.topics()
-                        .first()
-                        .map(|t| t.error().is_none() && t.partitions().len() as i32 >= partitions)
-                        .unwrap_or(false)
+                    m.topics().first().is_some_and(|t| {
+                        t.error().is_none() && t.partitions().len() as i32 >= partitions
+                    })
                 })
                 .unwrap_or(false)
         })
@@ -140,7 +138,7 @@ pub(crate) async fn create_topic(server: &KafkaServer, topic: &str, partitions: 
                 bound: REQUEST_TIMEOUT,
             });
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
