@@ -238,3 +238,31 @@ async fn the_apache_flavour_advertises_a_listener_for_the_network() -> TestResul
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_released_slice_takes_its_topics_with_it() -> TestResult {
+    let spec = Env::builder()
+        .with_kafka(Kafka::default())
+        .grace_period(Duration::from_secs(2));
+    let observer = spec.clone().attach().await?;
+    let slice = spec.attach().await?;
+    let topic = slice.kafka()?.create_topic("temporary", 2).await?;
+    let topics =
+        |slice: &drydock::Slice| -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
+            let admin = slice.kafka()?.admin()?;
+            let metadata = admin.inner().fetch_metadata(None, Duration::from_secs(5))?;
+            Ok(metadata
+                .topics()
+                .iter()
+                .map(|t| t.name().to_string())
+                .collect())
+        };
+    assert!(topics(&observer)?.contains(&topic), "created");
+    drop(slice);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while topics(&observer)?.contains(&topic) {
+        assert!(Instant::now() < deadline, "{topic} outlived its slice");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
