@@ -1,12 +1,9 @@
 //! What one test gets from a shared environment.
 
-use std::{collections::HashMap, fmt, os::unix::net::UnixStream, time::Duration};
+use std::{collections::HashMap, fmt, os::unix::net::UnixStream};
 
 use redis::aio::ConnectionManager;
-use sqlx::{
-    postgres::{PgConnectOptions, PgPoolOptions},
-    PgPool,
-};
+use sqlx::{postgres::PgConnectOptions, PgPool};
 
 use super::protocol::SliceGrant;
 use crate::{
@@ -140,12 +137,7 @@ impl PostgresSlice {
 
     /// A small pool on the database.
     pub async fn pool(&self) -> Result<PgPool> {
-        PgPoolOptions::new()
-            .max_connections(5)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(self.connect_options())
-            .await
-            .map_err(|e| self.server.connect_error(e))
+        self.server.pool_for(&self.database).await
     }
 
     /// The shared server (its host, port and credentials).

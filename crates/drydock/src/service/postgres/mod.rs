@@ -301,10 +301,15 @@ impl PostgresServer {
 
     /// A small pool on the created database.
     pub async fn pool(&self) -> Result<PgPool> {
+        self.pool_for(self.database()).await
+    }
+
+    /// A small pool on another database of the same server.
+    pub async fn pool_for(&self, database: &str) -> Result<PgPool> {
         PgPoolOptions::new()
             .max_connections(5)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(self.connect_options())
+            .connect_with(self.connect_options_for(database))
             .await
             .map_err(|e| self.connect_error(e))
     }
