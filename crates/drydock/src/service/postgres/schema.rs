@@ -1,6 +1,9 @@
 //! A database's schema: `sqlx` migrations and SQL fixtures, applied once, named in every error.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use sha2::{Digest, Sha256};
 use sqlx::{
@@ -58,7 +61,11 @@ pub(crate) fn fingerprint(migrations: Option<&Path>, fixtures: &[PathBuf]) -> Re
     Ok(hex::encode(&hasher.finalize()[..8]))
 }
 
-/// Applies the migrations, then the fixtures, to the database `options` points at.
+/// How long migrations and fixtures together may take (a statement waiting on a lock must not
+/// hang a start forever).
+const APPLY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Applies the migrations, then the fixtures, to the database `options` points at, bounded.
 pub(crate) async fn apply(
     options: &PgConnectOptions,
     migrations: Option<&Path>,
@@ -67,6 +74,22 @@ pub(crate) async fn apply(
     if migrations.is_none() && fixtures.is_empty() {
         return Ok(());
     }
+    tokio::time::timeout(
+        APPLY_TIMEOUT,
+        apply_unbounded(options, migrations, fixtures),
+    )
+    .await
+    .map_err(|_| Error::Timeout {
+        what: "applying the migrations and fixtures".into(),
+        bound: APPLY_TIMEOUT,
+    })?
+}
+
+async fn apply_unbounded(
+    options: &PgConnectOptions,
+    migrations: Option<&Path>,
+    fixtures: &[PathBuf],
+) -> Result<()> {
     // A one-connection pool rather than a connection: `Migrator::run(&mut PgConnection)` is not
     // `Send` for every lifetime, and this runs inside the keeper's spawned tasks.
     let pool = PgPoolOptions::new()
