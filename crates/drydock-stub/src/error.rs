@@ -1,0 +1,90 @@
+//! Errors, each saying what went wrong, where, and what to do.
+
+use std::path::PathBuf;
+
+use crate::verify::VerificationFailure;
+
+/// A stub that cannot work as written: which field, and why.
+///
+/// ```
+/// use drydock_stub::{StringMatcher, Stub, StubServer};
+///
+/// # async fn demo() -> Result<(), drydock_stub::StubError> {
+/// let server = StubServer::start().await?;
+/// let bad = Stub::get("/x").header("x-id", StringMatcher::matches("[0-9"));
+/// let err = server.mount(bad).await.unwrap_err();
+/// assert!(err.to_string().contains("request.headers.x-id.matches"));
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{field}` {message}")]
+pub struct InvalidStub {
+    /// The field, as a path into the mapping JSON (`request.headers.x-id.matches`).
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl InvalidStub {
+    pub(crate) fn new(field: &str, message: impl Into<String>) -> Self {
+        InvalidStub {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What can go wrong with a stub server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StubError {
+    /// A stub was rejected.
+    #[error("stub {stub} is invalid: {source}")]
+    InvalidStub {
+        /// The stub's name or `METHOD url`.
+        stub: String,
+        /// The field and the reason.
+        #[source]
+        source: InvalidStub,
+    },
+    /// A mapping file could not be read or is outside the supported WireMock subset.
+    #[error("{}: {message}", file.display())]
+    Mapping {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+    /// The server could not listen.
+    #[error("the stub server could not listen on {address}: {cause}")]
+    Bind {
+        /// The address asked for.
+        address: String,
+        /// The system's reason.
+        cause: String,
+    },
+    /// A remote server's admin API refused or failed a request.
+    #[error("stub server {url}: {operation} failed: {message}")]
+    Admin {
+        /// The server's base URL.
+        url: String,
+        /// What was asked (`POST /__admin/mappings`).
+        operation: String,
+        /// Its answer or the transport error.
+        message: String,
+    },
+    /// No stub has this id.
+    #[error("no stub has id {0}; `stubs()` lists the mounted ones")]
+    NoSuchStub(String),
+    /// Expectations were not met.
+    #[error("{0}")]
+    Verification(VerificationFailure),
+    /// Recorded stubs could not be saved.
+    #[error("could not save recordings to {}: {cause}", dir.display())]
+    Save {
+        /// The directory.
+        dir: PathBuf,
+        /// The reason.
+        cause: String,
+    },
+}

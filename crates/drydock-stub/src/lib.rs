@@ -1,0 +1,68 @@
+//! # drydock-stub
+//!
+//! An HTTP stub server for integration tests, as a library and as a binary (the image drydock
+//! runs when a system under test in a container must call the stub).
+//!
+//! - **Matching**: method; path exact, prefix or regex; query parameters, headers and cookies
+//!   (equal, contains, regex, absent); bodies (text, regex, JSON equal or partial, JSON path,
+//!   bytes); priorities; stateful scenarios.
+//! - **Responses**: status, headers, text/JSON/binary bodies, bodies built from the request
+//!   (templates), fixed and random delays, chunked dribble.
+//! - **Faults**: connection reset, empty response, malformed chunk, random data then close,
+//!   close after N bytes.
+//! - **Verification**: expected call counts checked on demand and on drop, the request journal,
+//!   and for an unmatched request the nearest stub and what did not match.
+//! - **WireMock compatible**: mapping files ([`mappings`]) and the admin API under `/__admin`.
+//! - **Record and replay** with secret scrubbing ([`Recording`], [`OnMiss`]).
+//! - **Namespaces**: `/__ns/<name>/…` isolates stubs and journal per test on one server.
+//!
+//! ```
+//! use drydock_stub::{BodyPattern, Response, Stub, StubServer, Times};
+//! use serde_json::json;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let payments = StubServer::start().await?;
+//! payments
+//!     .mount(
+//!         Stub::post("/charges")
+//!             .body(BodyPattern::json_partial(json!({"currency": "EUR"})))
+//!             .respond(Response::status(201).json(json!({"id": "ch_1"})))
+//!             .expect(Times::Exactly(1)),
+//!     )
+//!     .await?;
+//!
+//! let client = reqwest::Client::new();
+//! let created = client
+//!     .post(format!("{}/charges", payments.url()))
+//!     .body(r#"{"amount": 10, "currency": "EUR"}"#)
+//!     .send()
+//!     .await?;
+//! assert_eq!(created.status(), 201);
+//! # Ok(()) }
+//! // dropping `payments` verifies that /charges was called exactly once
+//! ```
+
+mod error;
+mod handle;
+pub mod mappings;
+mod matching;
+mod model;
+mod namespace;
+mod record;
+mod request;
+mod respond;
+mod server;
+mod verify;
+
+pub use error::{InvalidStub, StubError};
+pub use handle::{StubServer, StubServerBuilder};
+pub use matching::Check;
+pub use model::{
+    BodyPattern, ChunkedDribble, DelayDistribution, Fault, HeaderValues, JsonPathPattern,
+    RequestPattern, Response, StringMatcher, Stub, Times, DEFAULT_PRIORITY, STARTED,
+};
+pub use namespace::Settings;
+pub use record::{OnMiss, Recording, ALWAYS_SCRUBBED};
+pub use request::LoggedRequest;
+pub use verify::{CheckReport, FailedExpectation, NearMiss, Unmatched, VerificationFailure};

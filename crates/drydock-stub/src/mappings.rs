@@ -1,0 +1,164 @@
+//! WireMock mapping files: reading a directory of them, and writing recorded stubs as them.
+//!
+//! # The supported subset
+//!
+//! A file holds one stub, or `{"mappings": [ … ]}`. Supported fields:
+//!
+//! - stub: `id`, `uuid`, `name`, `priority`, `request`, `response`, `scenarioName`,
+//!   `requiredScenarioState`, `newScenarioState`, `persistent` (ignored), `metadata`;
+//!   *extension*: `expect` (`{"exactly": n}`, `{"atLeast": n}`, `{"atMost": n}`).
+//! - request: `method`, `url`, `urlPath`, `urlPattern`, `urlPathPattern`, `queryParameters`,
+//!   `headers`, `cookies`, `bodyPatterns`; *extension*: `urlPathPrefix`.
+//! - value matchers: `equalTo`, `contains`, `matches`, `doesNotMatch`, `absent`,
+//!   `caseInsensitive`.
+//! - body patterns: those, plus `equalToJson` (with `ignoreArrayOrder`, `ignoreExtraElements`,
+//!   json-unit placeholders), `matchesJsonPath` (an expression, or `{"expression", <matcher>}`;
+//!   RFC 9535 syntax), `binaryEqualTo`.
+//! - response: `status`, `statusMessage`, `headers`, `body`, `jsonBody`, `base64Body`,
+//!   `bodyFileName` (read from `__files`), `fixedDelayMilliseconds`, `delayDistribution`
+//!   (`uniform`, `lognormal`), `chunkedDribbleDelay`, `fault`, `transformers`
+//!   (`response-template`), `proxyBaseUrl`.
+//!
+//! Anything else — `multipartPatterns`, `equalToXml`, `matchesXPath`, `basicAuthCredentials`,
+//! `postServeActions`, webhooks, `urlPathTemplate`, other transformers — is rejected with an error
+//! that names the file and the field, rather than being ignored and matching too much.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use base64::Engine;
+use serde::Deserialize;
+
+use crate::{error::StubError, model::Stub, namespace};
+
+/// One stub or WireMock's `{"mappings": [...]}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MappingFile {
+    Many { mappings: Vec<serde_json::Value> },
+    One(Box<serde_json::Value>),
+}
+
+fn stub_from(value: serde_json::Value, at: &str) -> Result<Stub, String> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            String::new()
+        } else {
+            format!(" `{path}`")
+        };
+        let hint = if e.inner().to_string().starts_with("unknown field") {
+            " (outside the WireMock subset drydock-stub supports; see drydock_stub::mappings)"
+        } else {
+            ""
+        };
+        format!("{at}{field}: {}{hint}", e.inner())
+    })
+}
+
+/// Parses mapping JSON: one stub or `{"mappings": [...]}`; the error names the field at fault.
+pub(crate) fn parse(json: &[u8]) -> Result<Vec<Stub>, String> {
+    let file: MappingFile = serde_json::from_slice(json).map_err(|e| format!("not JSON: {e}"))?;
+    match file {
+        MappingFile::Many { mappings } => mappings
+            .into_iter()
+            .enumerate()
+            .map(|(i, value)| stub_from(value, &format!("mappings[{i}]")))
+            .collect(),
+        MappingFile::One(value) => stub_from(*value, "stub").map(|s| vec![s]),
+    }
+}
+
+/// Reads every mapping under `dir`, WireMock's layout or a plain directory of JSON files.
+///
+/// With `dir/mappings`, stubs come from there and body files from `dir/__files`; otherwise the
+/// directory itself holds the mappings and body files come from its `__files` or its sibling
+/// `__files`. Files are read in name order. Every stub is checked, so a bad file fails the load
+/// with its name and the field at fault, before anything is mounted.
+///
+/// ```no_run
+/// # fn demo() -> Result<(), drydock_stub::StubError> {
+/// let stubs = drydock_stub::mappings::load_dir("tests/wiremock")?;
+/// println!("{} stubs", stubs.len());
+/// # Ok(()) }
+/// ```
+pub fn load_dir(dir: impl AsRef<Path>) -> Result<Vec<Stub>, StubError> {
+    let dir = dir.as_ref();
+    let (mappings, files) = if dir.join("mappings").is_dir() {
+        (dir.join("mappings"), dir.join("__files"))
+    } else if dir.join("__files").is_dir() {
+        (dir.to_path_buf(), dir.join("__files"))
+    } else {
+        let sibling = dir.parent().map(|p| p.join("__files")).unwrap_or_default();
+        (dir.to_path_buf(), sibling)
+    };
+    let mut paths = Vec::new();
+    collect_json(&mappings, &mut paths)?;
+    paths.sort();
+    let mut stubs = Vec::new();
+    for path in paths {
+        let error = |message: String| StubError::Mapping {
+            file: path.clone(),
+            message,
+        };
+        let bytes = fs::read(&path).map_err(|e| error(format!("cannot be read: {e}")))?;
+        for mut stub in parse(&bytes).map_err(error)? {
+            if let Some(name) = stub.response.body_file_name.take() {
+                let file = files.join(&name);
+                let body = fs::read(&file).map_err(|e| {
+                    error(format!(
+                        "`response.bodyFileName` {name:?}: {} cannot be read: {e}",
+                        file.display()
+                    ))
+                })?;
+                match String::from_utf8(body) {
+                    Ok(text) => stub.response.body = Some(text),
+                    Err(e) => {
+                        stub.response.base64_body =
+                            Some(base64::engine::general_purpose::STANDARD.encode(e.as_bytes()))
+                    }
+                }
+            }
+            namespace::compile(stub.clone()).map_err(|e| error(e.to_string()))?;
+            stubs.push(stub);
+        }
+    }
+    Ok(stubs)
+}
+
+fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), StubError> {
+    let entries = fs::read_dir(dir).map_err(|e| StubError::Mapping {
+        file: dir.to_path_buf(),
+        message: format!("is not a readable mapping directory: {e}"),
+    })?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_json(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "json") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Writes stubs as WireMock mapping files into `dir` (created if missing), one file each.
+pub fn save_dir(dir: impl AsRef<Path>, stubs: &[Stub]) -> Result<Vec<PathBuf>, StubError> {
+    let dir = dir.as_ref();
+    let failed = |cause: String| StubError::Save {
+        dir: dir.to_path_buf(),
+        cause,
+    };
+    fs::create_dir_all(dir).map_err(|e| failed(e.to_string()))?;
+    stubs
+        .iter()
+        .map(|stub| {
+            let path = dir.join(crate::record::file_name(stub));
+            let json = serde_json::to_vec_pretty(stub).map_err(|e| failed(e.to_string()))?;
+            fs::write(&path, json).map_err(|e| failed(format!("{}: {e}", path.display())))?;
+            Ok(path)
+        })
+        .collect()
+}

@@ -1,0 +1,329 @@
+//! Responses compiled for serving: bodies decoded, templates parsed, delays drawn.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use base64::Engine;
+use bytes::Bytes;
+use handlebars::{
+    Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason,
+};
+use hyper::{header::HeaderName, http::HeaderValue, StatusCode};
+use rand::Rng;
+use serde_json::{json, Map, Value};
+
+use crate::{
+    error::InvalidStub,
+    model::{ChunkedDribble, DelayDistribution, Fault, Response, TEMPLATE_TRANSFORMER},
+    request::ReceivedRequest,
+};
+
+/// A [`Response`], ready to serve.
+#[derive(Debug)]
+pub(crate) struct Responder {
+    pub status: StatusCode,
+    headers: Vec<(HeaderName, String)>,
+    body: Bytes,
+    /// Set when body and header values are templates.
+    templates: Option<Templates>,
+    fixed_delay: Duration,
+    distribution: Option<DelayDistribution>,
+    pub dribble: Option<ChunkedDribble>,
+    pub fault: Option<Fault>,
+    pub proxy_base_url: Option<String>,
+}
+
+struct Templates(Handlebars<'static>);
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Templates")
+    }
+}
+
+const BODY: &str = "body";
+
+/// A response as rendered for one request.
+pub(crate) struct Rendered {
+    pub status: StatusCode,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+}
+
+impl Responder {
+    pub fn compile(response: &Response) -> Result<Self, InvalidStub> {
+        let status = StatusCode::from_u16(response.status).map_err(|_| {
+            InvalidStub::new(
+                "response.status",
+                format!("{} is not an HTTP status (100–999)", response.status),
+            )
+        })?;
+        let bodies = [
+            response.body.is_some(),
+            response.json_body.is_some(),
+            response.base64_body.is_some(),
+            response.body_file_name.is_some(),
+        ];
+        if bodies.iter().filter(|b| **b).count() > 1 {
+            return Err(InvalidStub::new(
+                "response",
+                "sets more than one of body, jsonBody, base64Body, bodyFileName: keep one",
+            ));
+        }
+        if let Some(name) = &response.body_file_name {
+            return Err(InvalidStub::new(
+                "response.bodyFileName",
+                format!("{name:?} can only be read from a mapping directory's __files; load the directory (`load_dir`, `--mappings`) or inline the body"),
+            ));
+        }
+        let mut headers = Vec::new();
+        for (name, values) in &response.headers {
+            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                InvalidStub::new(
+                    &format!("response.headers.{name}"),
+                    "is not a valid header name",
+                )
+            })?;
+            for value in values.as_slice() {
+                HeaderValue::from_str(value).map_err(|_| {
+                    InvalidStub::new(
+                        &format!("response.headers.{name}"),
+                        format!("{value:?} is not a valid header value"),
+                    )
+                })?;
+                headers.push((header.clone(), value.clone()));
+            }
+        }
+        let body_text = match (&response.body, &response.json_body, &response.base64_body) {
+            (Some(text), _, _) => Some(text.clone()),
+            (_, Some(json), _) => {
+                if !headers
+                    .iter()
+                    .any(|(n, _)| n == hyper::header::CONTENT_TYPE)
+                {
+                    headers.push((hyper::header::CONTENT_TYPE, "application/json".into()));
+                }
+                Some(json.to_string())
+            }
+            _ => None,
+        };
+        let body = match (&body_text, &response.base64_body) {
+            (Some(text), _) => Bytes::from(text.clone()),
+            (None, Some(encoded)) => Bytes::from(
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .map_err(|e| {
+                        InvalidStub::new("response.base64Body", format!("is not base64: {e}"))
+                    })?,
+            ),
+            (None, None) => Bytes::new(),
+        };
+        let mut templates = None;
+        for transformer in &response.transformers {
+            if transformer != TEMPLATE_TRANSFORMER {
+                return Err(InvalidStub::new(
+                    "response.transformers",
+                    format!("{transformer:?} is not supported; the one transformer is \"{TEMPLATE_TRANSFORMER}\""),
+                ));
+            }
+            let mut registry = Handlebars::new();
+            registry.register_escape_fn(handlebars::no_escape);
+            registry.register_helper("jsonPath", Box::new(json_path_helper));
+            if let Some(text) = &body_text {
+                registry.register_template_string(BODY, text).map_err(|e| {
+                    InvalidStub::new("response.body", format!("is not a valid template: {e}"))
+                })?;
+            }
+            for (i, (name, value)) in headers.iter().enumerate() {
+                registry
+                    .register_template_string(&format!("header{i}"), value)
+                    .map_err(|e| {
+                        InvalidStub::new(
+                            &format!("response.headers.{name}"),
+                            format!("is not a valid template: {e}"),
+                        )
+                    })?;
+            }
+            templates = Some(Templates(registry));
+        }
+        if let Some(DelayDistribution::Uniform { lower, upper }) = &response.delay_distribution {
+            if lower > upper {
+                return Err(InvalidStub::new(
+                    "response.delayDistribution",
+                    format!("has lower {lower} above upper {upper}"),
+                ));
+            }
+        }
+        if let Some(dribble) = &response.chunked_dribble_delay {
+            if dribble.number_of_chunks == 0 {
+                return Err(InvalidStub::new(
+                    "response.chunkedDribbleDelay.numberOfChunks",
+                    "must be at least 1",
+                ));
+            }
+        }
+        if let Some(base) = &response.proxy_base_url {
+            reqwest::Url::parse(base).map_err(|e| {
+                InvalidStub::new(
+                    "response.proxyBaseUrl",
+                    format!("{base:?} is not a URL: {e}"),
+                )
+            })?;
+        }
+        Ok(Responder {
+            status,
+            headers,
+            body,
+            templates,
+            fixed_delay: Duration::from_millis(response.fixed_delay_milliseconds.unwrap_or(0)),
+            distribution: response.delay_distribution.clone(),
+            dribble: response.chunked_dribble_delay.clone(),
+            fault: response.fault,
+            proxy_base_url: response.proxy_base_url.clone(),
+        })
+    }
+
+    /// How long to wait before answering: the fixed delay plus one draw of the distribution.
+    pub fn delay(&self) -> Duration {
+        self.fixed_delay + draw(self.distribution.as_ref())
+    }
+
+    /// The response for `request`; a template that fails to render is a `500` saying why.
+    pub fn render(&self, request: &ReceivedRequest) -> Rendered {
+        match self.try_render(request) {
+            Ok(rendered) => rendered,
+            Err(message) => Rendered {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                headers: vec![(
+                    hyper::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                )],
+                body: Bytes::from(format!(
+                    "drydock-stub: the response template failed: {message}\n"
+                )),
+            },
+        }
+    }
+
+    fn try_render(&self, request: &ReceivedRequest) -> Result<Rendered, String> {
+        let Some(Templates(registry)) = &self.templates else {
+            let headers = self
+                .headers
+                .iter()
+                .filter_map(|(n, v)| HeaderValue::from_str(v).ok().map(|v| (n.clone(), v)))
+                .collect();
+            return Ok(Rendered {
+                status: self.status,
+                headers,
+                body: self.body.clone(),
+            });
+        };
+        let context = template_context(request);
+        let body = if registry.has_template(BODY) {
+            Bytes::from(registry.render(BODY, &context).map_err(|e| e.to_string())?)
+        } else {
+            self.body.clone()
+        };
+        let mut headers = Vec::new();
+        for (i, (name, _)) in self.headers.iter().enumerate() {
+            let value = registry
+                .render(&format!("header{i}"), &context)
+                .map_err(|e| e.to_string())?;
+            let value = HeaderValue::from_str(&value)
+                .map_err(|_| format!("header {name} rendered to an invalid value {value:?}"))?;
+            headers.push((name.clone(), value));
+        }
+        Ok(Rendered {
+            status: self.status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// One draw of a delay distribution.
+pub(crate) fn draw(distribution: Option<&DelayDistribution>) -> Duration {
+    let mut rng = rand::rng();
+    match distribution {
+        None => Duration::ZERO,
+        Some(DelayDistribution::Uniform { lower, upper }) => {
+            Duration::from_millis(rng.random_range(*lower..=*upper))
+        }
+        Some(DelayDistribution::Lognormal { median, sigma }) => {
+            // Box–Muller: one standard normal draw.
+            let (u1, u2): (f64, f64) = (rng.random_range(f64::EPSILON..1.0), rng.random());
+            let normal = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            let millis = median * (sigma * normal).exp();
+            Duration::from_millis(millis.clamp(0.0, 3_600_000.0) as u64)
+        }
+    }
+}
+
+/// What templates see: WireMock's `request` model.
+fn template_context(request: &ReceivedRequest) -> Value {
+    let mut query: Map<String, Value> = Map::new();
+    for (name, value) in &request.query {
+        query.entry(name.clone()).or_insert_with(|| json!(value));
+    }
+    let mut headers: Map<String, Value> = Map::new();
+    for (name, value) in &request.headers {
+        headers.entry(name.clone()).or_insert_with(|| json!(value));
+        // WireMock users write `request.headers.X-Trace-Id`; names arrive in lower case.
+        let canonical = name
+            .split('-')
+            .map(|part| {
+                let mut chars = part.chars();
+                chars
+                    .next()
+                    .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("-");
+        headers.entry(canonical).or_insert_with(|| json!(value));
+    }
+    let cookies: BTreeMap<&str, &str> = request.cookies().collect();
+    let segments: Vec<&str> = request.path.split('/').filter(|s| !s.is_empty()).collect();
+    json!({
+        "request": {
+            "method": request.method,
+            "url": request.url,
+            "path": request.path,
+            "pathSegments": segments,
+            "query": query,
+            "headers": headers,
+            "cookies": cookies,
+            "body": request.body_text(),
+        }
+    })
+}
+
+/// `{{jsonPath request.body '$.a.b'}}`: the value at the path (strings bare, the rest as JSON).
+fn json_path_helper(
+    helper: &Helper<'_>,
+    _: &Handlebars<'_>,
+    _: &Context,
+    _: &mut RenderContext<'_, '_>,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let source = helper
+        .param(0)
+        .ok_or(RenderErrorReason::ParamNotFoundForIndex("jsonPath", 0))?
+        .value();
+    let expression = helper
+        .param(1)
+        .and_then(|p| p.value().as_str())
+        .ok_or(RenderErrorReason::ParamNotFoundForIndex("jsonPath", 1))?;
+    let document: Value = match source {
+        Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        other => other.clone(),
+    };
+    let path = serde_json_path::JsonPath::parse(expression)
+        .map_err(|e| RenderErrorReason::Other(format!("{expression:?} is not a JSON path: {e}")))?;
+    if let Some(value) = path.query(&document).first() {
+        match value {
+            Value::String(s) => out.write(s)?,
+            other => out.write(&other.to_string())?,
+        }
+    }
+    Ok(())
+}
