@@ -44,17 +44,17 @@ enum MappingFile {
 fn stub_from(value: serde_json::Value, at: &str) -> Result<Stub, String> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." {
-            String::new()
-        } else {
-            format!(" `{path}`")
+        let field = match (at.is_empty(), path == ".") {
+            (_, true) => at.to_string(),
+            (true, false) => format!("`{path}`"),
+            (false, false) => format!("{at} `{path}`"),
         };
         let hint = if e.inner().to_string().starts_with("unknown field") {
             " (outside the WireMock subset drydock-stub supports; see drydock_stub::mappings)"
         } else {
             ""
         };
-        format!("{at}{field}: {}{hint}", e.inner())
+        format!("{field}: {}{hint}", e.inner())
     })
 }
 
@@ -67,7 +67,7 @@ pub(crate) fn parse(json: &[u8]) -> Result<Vec<Stub>, String> {
             .enumerate()
             .map(|(i, value)| stub_from(value, &format!("mappings[{i}]")))
             .collect(),
-        MappingFile::One(value) => stub_from(*value, "stub").map(|s| vec![s]),
+        MappingFile::One(value) => stub_from(*value, "").map(|s| vec![s]),
     }
 }
 
