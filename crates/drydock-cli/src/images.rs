@@ -31,13 +31,20 @@ struct File {
 
 /// A binary installed from crates.io with `cargo install`, cached across runs (tansu's build
 /// takes minutes), and put into a build context under `path`.
+///
+/// A crate of this workspace (`workspace`, its folder) is built from the checkout the CLI was
+/// built from, when that checkout is there; its sources are then part of the image's hash.
 struct CargoBinary {
     krate: &'static str,
     version: &'static str,
     features: &'static str,
     bin: &'static str,
     path: &'static str,
+    workspace: Option<&'static str>,
 }
+
+/// The checkout this CLI was built from.
+const WORKSPACE_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 /// How an image is made.
 enum Source {
@@ -128,6 +135,27 @@ const RECIPES: &[Recipe] = &[
                 features: "dynostore",
                 bin: "tansu",
                 path: "tansu",
+                workspace: None,
+            }],
+        },
+    },
+    Recipe {
+        name: "stub",
+        tag: concat!("drydock/stub:", env!("CARGO_PKG_VERSION")),
+        source: Source::Dockerfile {
+            base: "debian",
+            files: &[File {
+                path: "Dockerfile",
+                content: include_bytes!("../../../images/stub/Dockerfile"),
+                mode: 0o644,
+            }],
+            binaries: &[CargoBinary {
+                krate: "drydock-stub",
+                version: env!("CARGO_PKG_VERSION"),
+                features: "",
+                bin: "drydock-stub",
+                path: "drydock-stub",
+                workspace: Some("crates/drydock-stub"),
             }],
         },
     },
@@ -262,7 +290,16 @@ fn context_of(files: &[File], binaries: &[CargoBinary]) -> Result<Vec<u8>> {
 }
 
 impl CargoBinary {
+    /// The crate's folder in this CLI's checkout, if the checkout is there.
+    fn checkout(&self) -> Option<std::path::PathBuf> {
+        let dir = Path::new(WORKSPACE_ROOT).join(self.workspace?);
+        dir.join("Cargo.toml").is_file().then_some(dir)
+    }
+
     fn cache_key(&self) -> String {
+        if let Some(dir) = self.checkout() {
+            return format!("{}-src-{}", self.krate, source_hash(&dir));
+        }
         format!(
             "{}-{}-{}",
             self.krate,
@@ -271,8 +308,12 @@ impl CargoBinary {
         )
     }
 
-    /// The installed binary, running `cargo install` into drydock's cache when it is not there.
+    /// The binary: built from the checkout when there is one, else installed with
+    /// `cargo install` into drydock's cache when it is not there yet.
     fn ensure_installed(&self) -> Result<std::path::PathBuf> {
+        if self.checkout().is_some() {
+            return self.build_from_checkout();
+        }
         let root = cache_dir().join(self.cache_key());
         let installed = root.join("bin").join(self.bin);
         if installed.is_file() {
@@ -295,7 +336,11 @@ impl CargoBinary {
                 "--version",
                 self.version,
             ])
-            .args(["--features", self.features, "--root"])
+            .args(if self.features.is_empty() {
+                vec!["--root"]
+            } else {
+                vec!["--features", self.features, "--root"]
+            })
             .arg(&root)
             .status()
             .with_context(|| format!("running cargo install {}", self.krate))?;
@@ -309,6 +354,57 @@ impl CargoBinary {
         }
         Ok(installed)
     }
+}
+
+impl CargoBinary {
+    /// `cargo build --release` of the binary in the checkout (incremental: fast when unchanged).
+    fn build_from_checkout(&self) -> Result<std::path::PathBuf> {
+        let root = Path::new(WORKSPACE_ROOT);
+        println!("{:<32} cargo build --release -p {}", "", self.krate);
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(root)
+            .args(["build", "--release", "--locked", "--quiet", "-p", self.krate, "--bin", self.bin])
+            .status()
+            .with_context(|| format!("running cargo build -p {}", self.krate))?;
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| root.join("target"), std::path::PathBuf::from);
+        let built = target.join("release").join(self.bin);
+        if !status.success() || !built.is_file() {
+            bail!(
+                "cargo build -p {} failed ({status})\n  to fix: read cargo's output above",
+                self.krate
+            );
+        }
+        Ok(built)
+    }
+}
+
+/// A hash of a crate's sources and the workspace's lock file, so a change rebuilds its image.
+fn source_hash(dir: &Path) -> String {
+    fn walk(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, files);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    let mut files = vec![
+        dir.join("Cargo.toml"),
+        Path::new(WORKSPACE_ROOT).join("Cargo.lock"),
+    ];
+    walk(&dir.join("src"), &mut files);
+    files.sort();
+    let mut hasher = Sha256::new();
+    for file in files {
+        if let Ok(content) = std::fs::read(&file) {
+            hasher.update(file.strip_prefix(dir).unwrap_or(&file).display().to_string());
+            hasher.update(&content);
+        }
+    }
+    hex::encode(&hasher.finalize()[..8])
 }
 
 /// Where built binaries are cached: `$DRYDOCK_CACHE_DIR`, else `$XDG_CACHE_HOME/drydock`, else

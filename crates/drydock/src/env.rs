@@ -16,9 +16,10 @@ use crate::{
         kafka::KafkaServer,
         postgres::{schema, PostgresServer},
         redis::RedisServer,
+        stub::StubEndpoint,
         Placement,
     },
-    Kafka, Postgres, Redis,
+    HttpStub, Kafka, Postgres, Redis,
 };
 
 /// How long removing an environment may take before drop gives up (and reports it).
@@ -44,6 +45,8 @@ pub struct EnvBuilder {
     pub(crate) postgres: Option<Postgres>,
     pub(crate) redis: Option<Redis>,
     pub(crate) kafka: Option<Kafka>,
+    #[serde(default)]
+    pub(crate) stub: Option<HttpStub>,
     pub(crate) grace_period: Duration,
 }
 
@@ -53,6 +56,7 @@ impl Default for EnvBuilder {
             postgres: None,
             redis: None,
             kafka: None,
+            stub: None,
             grace_period: Duration::from_secs(5),
         }
     }
@@ -74,6 +78,13 @@ impl EnvBuilder {
     /// Adds a Kafka broker.
     pub fn with_kafka(mut self, kafka: Kafka) -> Self {
         self.kafka = Some(kafka);
+        self
+    }
+
+    /// Adds a stub HTTP server, run in a container (for systems under test in containers; a
+    /// test alone is faster with an in-process [`stub::StubServer`](crate::stub::StubServer)).
+    pub fn with_stub(mut self, stub: HttpStub) -> Self {
+        self.stub = Some(stub);
         self
     }
 
@@ -110,10 +121,14 @@ impl EnvBuilder {
             }
             None => String::new(),
         };
+        let mappings = match &self.stub {
+            Some(stub) => stub.fingerprint()?,
+            None => String::new(),
+        };
         // The grace period is how long, not what: it does not make another environment.
         let digest = Sha256::digest(format!(
-            "{:?}|{:?}|{:?}|{schema}",
-            self.postgres, self.redis, self.kafka
+            "{:?}|{:?}|{:?}|{:?}|{schema}|{mappings}",
+            self.postgres, self.redis, self.kafka, self.stub
         ));
         Ok(hex::encode(&digest[..8]))
     }
@@ -123,10 +138,12 @@ impl EnvBuilder {
         let postgres = self.postgres.as_ref().map(Postgres::ready_bound);
         let redis = self.redis.as_ref().map(Redis::ready_bound);
         let kafka = self.kafka.as_ref().map(Kafka::ready_bound);
+        let stub = self.stub.as_ref().map(HttpStub::ready_bound);
         postgres
             .into_iter()
             .chain(redis)
             .chain(kafka)
+            .chain(stub)
             .max()
             .unwrap_or_default()
     }
@@ -135,6 +152,9 @@ impl EnvBuilder {
     pub(crate) fn resolve_paths(&mut self) -> Result<()> {
         if let Some(postgres) = &mut self.postgres {
             postgres.resolve_paths()?;
+        }
+        if let Some(stub) = &mut self.stub {
+            stub.resolve_paths()?;
         }
         Ok(())
     }
@@ -151,6 +171,7 @@ impl EnvBuilder {
     /// every failing service is reported, not just the first.
     pub async fn start(mut self) -> Result<Env> {
         self.resolve_paths()?;
+        // Also checks the stub mappings, before anything is created.
         let identity = self.resolved_identity()?;
         let engine = Engine::connect().await?;
         let labels = InstanceLabels::owned(identity);
@@ -183,17 +204,19 @@ impl EnvBuilder {
             network: network.clone(),
             labels: labels.for_service(kind),
         };
-        let (postgres_placement, redis_placement, kafka_placement) = (
+        let (postgres_placement, redis_placement, kafka_placement, stub_placement) = (
             placement("postgres"),
             placement("redis"),
             placement("kafka"),
+            placement("stub"),
         );
         // All run to completion even if one fails, so nothing is still being created while the
         // guard removes what exists.
-        let (postgres, redis, kafka) = tokio::join!(
+        let (postgres, redis, kafka, stub) = tokio::join!(
             start_optional(self.postgres.as_ref(), postgres_placement),
             start_optional(self.redis.as_ref(), redis_placement),
             start_optional(self.kafka.as_ref(), kafka_placement),
+            start_optional(self.stub.as_ref(), stub_placement),
         );
         let mut failures = Vec::new();
         let postgres = postgres.unwrap_or_else(|e| {
@@ -208,12 +231,21 @@ impl EnvBuilder {
             failures.push(e);
             None
         });
+        let stub = stub.unwrap_or_else(|e| {
+            failures.push(e);
+            None
+        });
         if let (Some(spec), Some(server), true) = (&self.postgres, &postgres, failures.is_empty()) {
             let (migrations, fixtures) = spec.schema_files();
             if let Err(e) = schema::apply(&server.connect_options(), migrations, fixtures)
                 .instrument(tracing::info_span!("schema"))
                 .await
             {
+                failures.push(e);
+            }
+        }
+        if let (Some(spec), Some(endpoint), true) = (&self.stub, &stub, failures.is_empty()) {
+            if let Err(e) = spec.install(endpoint).await {
                 failures.push(e);
             }
         }
@@ -224,6 +256,7 @@ impl EnvBuilder {
                 postgres,
                 redis,
                 kafka,
+                stub,
             }),
             // The guard drops here and removes what was started.
             1 => Err(failures.remove(0)),
@@ -259,6 +292,7 @@ pub struct Env {
     postgres: Option<PostgresServer>,
     redis: Option<RedisServer>,
     kafka: Option<KafkaServer>,
+    stub: Option<StubEndpoint>,
 }
 
 impl Env {
@@ -288,8 +322,15 @@ impl Env {
             .ok_or(Error::ServiceNotInEnv { service: "kafka" })
     }
 
+    /// The stub HTTP server, if the environment has one.
+    pub fn stub(&self) -> Result<&StubEndpoint> {
+        self.stub
+            .as_ref()
+            .ok_or(Error::ServiceNotInEnv { service: "stub" })
+    }
+
     /// The configuration a system under test reads: `DATABASE_URL`, `REDIS_URL`,
-    /// `KAFKA_BOOTSTRAP_SERVERS`.
+    /// `KAFKA_BOOTSTRAP_SERVERS`, `STUB_URL`.
     pub fn vars(&self) -> HashMap<String, String> {
         let mut vars = HashMap::new();
         if let Some(postgres) = &self.postgres {
@@ -303,6 +344,9 @@ impl Env {
                 "KAFKA_BOOTSTRAP_SERVERS".into(),
                 kafka.bootstrap_servers().into(),
             );
+        }
+        if let Some(stub) = &self.stub {
+            vars.insert("STUB_URL".into(), stub.url());
         }
         vars
     }

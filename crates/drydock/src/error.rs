@@ -178,6 +178,9 @@ pub enum Error {
         problem: String,
     },
 
+    /// A stub server refused or failed an operation, or its mappings are invalid.
+    #[error("stub: {0}")]
+    Stub(#[from] drydock_stub::StubError),
     /// A Kafka client operation failed.
     #[error("kafka at {bootstrap}: {context}: {cause}")]
     Kafka {

@@ -46,5 +46,9 @@ pub use service::{
     kafka::{Kafka, KafkaFlavour, KafkaServer, KafkaSlice, Received},
     postgres::{Postgres, PostgresServer},
     redis::{Redis, RedisServer},
+    stub::{HttpStub, StubEndpoint},
 };
+/// The stub server crate: [`stub::Stub`], [`stub::Response`], [`stub::StubServer`], … so tests
+/// need no second dependency.
+pub use drydock_stub as stub;
 pub use shared::{PostgresSlice, RedisSlice, Slice};

@@ -6,6 +6,7 @@
 pub mod kafka;
 pub mod postgres;
 pub mod redis;
+pub mod stub;
 
 use std::{collections::HashMap, future::Future, time::Duration};
 

@@ -33,7 +33,7 @@ use crate::{
     service::{
         kafka::delete_prefixed, postgres::template::ClonePool, redis::databases::DatabaseLeases,
     },
-    Env, KafkaServer, PostgresServer, RedisServer,
+    Env, KafkaServer, PostgresServer, RedisServer, StubEndpoint,
 };
 
 /// The environment variable that turns a test binary into a keeper: the run directory.
@@ -92,7 +92,8 @@ struct Resources {
     postgres: Option<(PostgresServer, Arc<ClonePool>)>,
     redis: Option<(RedisServer, Arc<DatabaseLeases>)>,
     kafka: Option<KafkaServer>,
-    /// Numbers Kafka slice prefixes.
+    stub: Option<StubEndpoint>,
+    /// Numbers slices, for Kafka prefixes and stub namespaces.
     slices: AtomicUsize,
 }
 
@@ -245,6 +246,7 @@ async fn start(keeper: Arc<Keeper>, env_out: tokio::sync::oneshot::Sender<Env>) 
                 postgres,
                 redis,
                 kafka: env.kafka().ok().cloned(),
+                stub: env.stub().ok().cloned(),
                 slices: AtomicUsize::new(0),
             })
         }
@@ -351,6 +353,7 @@ async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
                     .kafka_prefix
                     .clone()
                     .and_then(|prefix| resources.kafka.as_ref().map(|s| (s.clone(), prefix))),
+                stub: slice.stub.clone(),
             };
             let delivered = reply(&mut write, &Response::Slice(Box::new(grant)))
                 .await
@@ -372,6 +375,8 @@ struct CutSlice {
     database: Option<String>,
     redis_db: Option<u32>,
     kafka_prefix: Option<String>,
+    /// The stub server, in the slice's namespace.
+    stub: Option<StubEndpoint>,
 }
 
 async fn cut_slice(resources: &Resources) -> Result<CutSlice> {
@@ -389,6 +394,7 @@ async fn cut_slice(resources: &Resources) -> Result<CutSlice> {
                         database,
                         redis_db: None,
                         kafka_prefix: None,
+                        stub: None,
                     },
                 );
                 return Err(e);
@@ -396,15 +402,32 @@ async fn cut_slice(resources: &Resources) -> Result<CutSlice> {
         },
         None => None,
     };
+    let number = resources.slices.fetch_add(1, Ordering::Relaxed);
     // Names, not resources: the slice creates its topics, and they are deleted on release.
-    let kafka_prefix = resources
-        .kafka
-        .as_ref()
-        .map(|_| format!("s{}_", resources.slices.fetch_add(1, Ordering::Relaxed)));
+    let kafka_prefix = resources.kafka.as_ref().map(|_| format!("s{number}_"));
+    let stub = match &resources.stub {
+        Some(endpoint) => match endpoint.create_namespace(&format!("slice-{number}")).await {
+            Ok(namespaced) => Some(namespaced),
+            Err(e) => {
+                release(
+                    resources,
+                    CutSlice {
+                        database,
+                        redis_db,
+                        kafka_prefix,
+                        stub: None,
+                    },
+                );
+                return Err(e);
+            }
+        },
+        None => None,
+    };
     Ok(CutSlice {
         database,
         redis_db,
         kafka_prefix,
+        stub,
     })
 }
 
@@ -420,6 +443,15 @@ fn release(resources: &Resources, slice: CutSlice) {
         tokio::spawn(async move {
             if let Err(e) = delete_prefixed(&server, &prefix).await {
                 eprintln!("drydock keeper: deleting the topics of slice {prefix}: {e}");
+            }
+        });
+    }
+    if let (Some(namespaced), Some(root)) = (slice.stub, &resources.stub) {
+        let root = root.clone();
+        tokio::spawn(async move {
+            let name = namespaced.namespace().unwrap_or_default().to_string();
+            if let Err(e) = root.remove_namespace(&name).await {
+                eprintln!("drydock keeper: removing stub namespace {name}: {e}");
             }
         });
     }

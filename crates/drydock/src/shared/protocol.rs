@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{EnvBuilder, KafkaServer, PostgresServer, RedisServer};
+use crate::{EnvBuilder, KafkaServer, PostgresServer, RedisServer, StubEndpoint};
 
 /// The spec file a keeper is started with.
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,6 +40,9 @@ pub(crate) struct SliceGrant {
     pub redis: Option<(RedisServer, u32)>,
     /// The broker and this slice's name prefix.
     pub kafka: Option<(KafkaServer, String)>,
+    /// The stub server, in this slice's namespace.
+    #[serde(default)]
+    pub stub: Option<StubEndpoint>,
 }
 
 /// What `drydock ls` shows of a keeper.

@@ -8,11 +8,11 @@ use sqlx::{postgres::PgConnectOptions, PgPool};
 use super::protocol::SliceGrant;
 use crate::{
     error::{Error, Result},
-    KafkaSlice, PostgresServer, RedisServer,
+    KafkaSlice, PostgresServer, RedisServer, StubEndpoint,
 };
 
 /// This test's own part of a shared environment: a database cloned from the migrated template,
-/// a Redis logical database. Dropping it gives them back (the database is dropped, the Redis
+/// a Redis logical database, Kafka names of its own, a namespace on the stub server. Dropping it gives them back (the database is dropped, the Redis
 /// database flushed); so does the death of the test process, however it dies.
 ///
 /// ```no_run
@@ -37,6 +37,7 @@ pub struct Slice {
     postgres: Option<PostgresSlice>,
     redis: Option<RedisSlice>,
     kafka: Option<KafkaSlice>,
+    stub: Option<StubEndpoint>,
 }
 
 impl Slice {
@@ -51,6 +52,7 @@ impl Slice {
             kafka: grant
                 .kafka
                 .map(|(server, prefix)| KafkaSlice::new(server, prefix)),
+            stub: grant.stub,
         }
     }
 
@@ -75,8 +77,17 @@ impl Slice {
             .ok_or(Error::ServiceNotInEnv { service: "kafka" })
     }
 
+    /// This test's namespace on the stub server: stubs mounted through it, and requests sent to
+    /// its [`url`](StubEndpoint::url), are this test's alone. It starts with the spec's mappings
+    /// and is removed when the slice is released.
+    pub fn stub(&self) -> Result<&StubEndpoint> {
+        self.stub
+            .as_ref()
+            .ok_or(Error::ServiceNotInEnv { service: "stub" })
+    }
+
     /// The configuration a system under test reads: `DATABASE_URL`, `REDIS_URL` (this slice's),
-    /// `KAFKA_BOOTSTRAP_SERVERS` and `KAFKA_TOPIC_PREFIX`.
+    /// `KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_TOPIC_PREFIX` and `STUB_URL` (this slice's namespace).
     pub fn vars(&self) -> HashMap<String, String> {
         let mut vars = HashMap::new();
         if let Some(postgres) = &self.postgres {
@@ -91,6 +102,9 @@ impl Slice {
                 kafka.server().bootstrap_servers().into(),
             );
             vars.insert("KAFKA_TOPIC_PREFIX".into(), kafka.prefix().into());
+        }
+        if let Some(stub) = &self.stub {
+            vars.insert("STUB_URL".into(), stub.url());
         }
         vars
     }
@@ -108,6 +122,7 @@ impl fmt::Debug for Slice {
             .field("postgres", &self.postgres)
             .field("redis", &self.redis)
             .field("kafka", &self.kafka)
+            .field("stub", &self.stub)
             .finish()
     }
 }
