@@ -136,3 +136,81 @@ pub fn assert_child_passed(name: &str, output: &Output) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// What a one-off container printed and how it exited.
+#[derive(Debug)]
+pub struct Ran {
+    /// Its exit code.
+    pub exit_code: i64,
+    /// Its output (stdout and stderr).
+    pub output: String,
+}
+
+/// Runs `entrypoint args` in `image` on `network`, as a system under test in a container would
+/// run, and waits (bounded) for it to exit. The container carries `labels`, so the environment's
+/// teardown removes it even if this test fails half-way; it is removed here when it exits.
+pub async fn run_on_network(
+    image: &str,
+    network: &str,
+    labels: HashMap<String, String>,
+    command: &[&str],
+    bound: Duration,
+) -> drydock::Result<Ran> {
+    use drydock::docker::bollard::{
+        errors::Error as DockerError,
+        models::{ContainerCreateBody, HostConfig},
+        query_parameters::{LogsOptionsBuilder, RemoveContainerOptionsBuilder},
+    };
+    use futures::StreamExt;
+
+    let engine = Engine::connect().await?;
+    let docker = engine.docker();
+    let body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        entrypoint: Some(vec![command[0].to_string()]),
+        cmd: Some(command[1..].iter().map(|s| s.to_string()).collect()),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            network_mode: Some(network.to_string()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let id = docker
+        .create_container(None, body)
+        .await
+        .map_err(|e| docker_error("creating a caller container", e))?
+        .id;
+    let run = async {
+        docker
+            .start_container(&id, None)
+            .await
+            .map_err(|e| docker_error("starting the caller container", e))?;
+        let exit_code = match docker.wait_container(&id, None).next().await {
+            Some(Ok(exit)) => exit.status_code,
+            Some(Err(DockerError::DockerContainerWaitError { code, .. })) => code,
+            Some(Err(e)) => return Err(docker_error("waiting for the caller container", e)),
+            None => -1,
+        };
+        let mut logs = docker.logs(
+            &id,
+            Some(LogsOptionsBuilder::new().stdout(true).stderr(true).build()),
+        );
+        let mut output = String::new();
+        while let Some(Ok(chunk)) = logs.next().await {
+            output.push_str(&chunk.to_string());
+        }
+        Ok(Ran { exit_code, output })
+    };
+    let ran = tokio::time::timeout(bound, run).await;
+    let _ = docker
+        .remove_container(
+            &id,
+            Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+        )
+        .await;
+    ran.map_err(|_| drydock::Error::Timeout {
+        what: format!("the caller container {}", command.join(" ")),
+        bound,
+    })?
+}

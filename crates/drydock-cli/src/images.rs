@@ -363,7 +363,16 @@ impl CargoBinary {
         println!("{:<32} cargo build --release -p {}", "", self.krate);
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(root)
-            .args(["build", "--release", "--locked", "--quiet", "-p", self.krate, "--bin", self.bin])
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "--quiet",
+                "-p",
+                self.krate,
+                "--bin",
+                self.bin,
+            ])
             .status()
             .with_context(|| format!("running cargo build -p {}", self.krate))?;
         let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -400,7 +409,12 @@ fn source_hash(dir: &Path) -> String {
     let mut hasher = Sha256::new();
     for file in files {
         if let Ok(content) = std::fs::read(&file) {
-            hasher.update(file.strip_prefix(dir).unwrap_or(&file).display().to_string());
+            hasher.update(
+                file.strip_prefix(dir)
+                    .unwrap_or(&file)
+                    .display()
+                    .to_string(),
+            );
             hasher.update(&content);
         }
     }

@@ -39,6 +39,9 @@ mod secret;
 pub mod service;
 pub mod shared;
 
+/// The stub server crate: [`stub::Stub`], [`stub::Response`], [`stub::StubServer`], … so tests
+/// need no second dependency.
+pub use drydock_stub as stub;
 pub use env::{Env, EnvBuilder};
 pub use error::{Error, Result};
 pub use image::ImageRef;
@@ -48,7 +51,4 @@ pub use service::{
     redis::{Redis, RedisServer},
     stub::{HttpStub, StubEndpoint},
 };
-/// The stub server crate: [`stub::Stub`], [`stub::Response`], [`stub::StubServer`], … so tests
-/// need no second dependency.
-pub use drydock_stub as stub;
 pub use shared::{PostgresSlice, RedisSlice, Slice};

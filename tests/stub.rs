@@ -1,0 +1,190 @@
+//! The stub server as a container: driven from the test, called from another container on the
+//! environment's network, and sliced into namespaces in a shared environment.
+
+use std::{collections::HashMap, path::Path, time::Duration};
+
+use drydock::{
+    stub::{Response, StringMatcher, Stub, Times},
+    Env, HttpStub,
+};
+use drydock_tests::run_on_network;
+use serde_json::{json, Value};
+
+type Result = std::result::Result<(), Box<dyn std::error::Error>>;
+
+fn mappings() -> &'static Path {
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/stub-mappings"
+    ))
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client")
+}
+
+/// The stub image: it carries curl, so it doubles as the caller.
+fn stub_image() -> String {
+    std::env::var("DRYDOCK_IMAGE_STUB").unwrap_or_else(|_| "drydock/stub:0.1.0".into())
+}
+
+#[tokio::test]
+async fn a_container_on_the_network_calls_the_stub_by_name() -> Result {
+    let env = Env::builder()
+        .with_stub(HttpStub::default().mappings(mappings()))
+        .start()
+        .await?;
+    let endpoint = env.stub()?;
+    assert!(
+        endpoint.url().starts_with("http://127.0.0.1:"),
+        "{}",
+        endpoint.url()
+    );
+    let stubs = endpoint.connect().await?;
+    stubs
+        .mount(
+            Stub::get("/quotes/EUR")
+                .header("user-agent", StringMatcher::contains("curl"))
+                .respond(Response::ok().json(json!({"quote": 1.08})))
+                .expect(Times::Exactly(1)),
+        )
+        .await?;
+
+    // From this process: the spec's WireMock mappings are served.
+    let health: Value = client()
+        .get(format!("{}/health", endpoint.url()))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(health, json!({"status": "UP"}));
+
+    // From a container on the environment's network, by the stub's container name.
+    let labels = HashMap::from([
+        (
+            "drydock.instance".to_string(),
+            env.instance_id().to_string(),
+        ),
+        ("drydock.run".to_string(), env.run_id().to_string()),
+    ]);
+    let url = format!("{}/quotes/EUR", endpoint.internal_url());
+    let ran = run_on_network(
+        &stub_image(),
+        env.network(),
+        labels,
+        &["curl", "-sS", "--max-time", "10", &url],
+        Duration::from_secs(60),
+    )
+    .await?;
+    assert_eq!(ran.exit_code, 0, "curl {url}: {}", ran.output);
+    assert_eq!(ran.output.trim(), r#"{"quote":1.08}"#);
+
+    let journal = stubs.requests().await?;
+    let call = journal
+        .iter()
+        .find(|r| r.url == "/quotes/EUR")
+        .expect("journalled");
+    assert!(call.was_matched);
+    stubs.verify().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn slices_of_a_shared_stub_never_see_each_other() -> Result {
+    let spec = || {
+        Env::builder()
+            .with_stub(HttpStub::default().mappings(mappings()))
+            .grace_period(Duration::from_secs(1))
+    };
+    let (a, b) = tokio::try_join!(spec().attach(), spec().attach())?;
+    assert_eq!(a.instance_id(), b.instance_id(), "one server");
+    let (ea, eb) = (a.stub()?, b.stub()?);
+    assert_ne!(ea.namespace(), eb.namespace());
+    let (sa, sb) = (ea.connect().await?, eb.connect().await?);
+    sa.mount(Stub::get("/whoami").respond(Response::ok().body("a")))
+        .await?;
+    sb.mount(Stub::get("/whoami").respond(Response::ok().body("b")))
+        .await?;
+
+    let c = client();
+    assert_eq!(
+        c.get(format!("{}/whoami", ea.url()))
+            .send()
+            .await?
+            .text()
+            .await?,
+        "a"
+    );
+    assert_eq!(
+        c.get(format!("{}/whoami", eb.url()))
+            .send()
+            .await?
+            .text()
+            .await?,
+        "b"
+    );
+    // Each starts with the spec's mappings.
+    assert_eq!(
+        c.get(format!("{}/health", eb.url())).send().await?.status(),
+        200
+    );
+    assert_eq!(sa.requests().await?.len(), 1);
+    assert_eq!(sb.requests().await?.len(), 2);
+    assert_eq!(a.vars()["STUB_URL"], ea.url());
+
+    // A released slice takes its namespace with it.
+    let gone = eb.url();
+    drop(sb);
+    drop(b);
+    let mut status = 0;
+    for _ in 0..50 {
+        status = c
+            .get(format!("{gone}/whoami"))
+            .send()
+            .await?
+            .status()
+            .as_u16();
+        if status == 404 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 404, "the namespace of a released slice is removed");
+    assert_eq!(
+        c.get(format!("{}/whoami", ea.url()))
+            .send()
+            .await?
+            .text()
+            .await?,
+        "a"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_mappings_fail_before_anything_starts() -> Result {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("broken.json"),
+        r#"{"request": {"method": "GET", "urlPathTemplate": "/x/{id}"}, "response": {}}"#,
+    )?;
+    let started = std::time::Instant::now();
+    let error = Env::builder()
+        .with_stub(HttpStub::default().mappings(dir.path()))
+        .start()
+        .await
+        .expect_err("the mapping is outside the supported subset");
+    let message = error.to_string();
+    assert!(message.contains("broken.json"), "{message}");
+    assert!(message.contains("`request.urlPathTemplate`"), "{message}");
+    // Checked while reading the spec: no engine call, so nothing was created to be left behind.
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
