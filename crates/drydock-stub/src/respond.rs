@@ -22,6 +22,8 @@ use crate::{
 pub(crate) struct Responder {
     pub status: StatusCode,
     headers: Vec<(HeaderName, String)>,
+    /// The headers as sent when they are not templates, parsed once.
+    fixed_headers: Vec<(HeaderName, HeaderValue)>,
     body: Bytes,
     /// Set when body and header values are templates.
     templates: Option<Templates>,
@@ -169,8 +171,13 @@ impl Responder {
                 )
             })?;
         }
+        let fixed_headers = headers
+            .iter()
+            .filter_map(|(n, v)| HeaderValue::from_str(v).ok().map(|v| (n.clone(), v)))
+            .collect();
         Ok(Responder {
             status,
+            fixed_headers,
             headers,
             body,
             templates,
@@ -206,14 +213,9 @@ impl Responder {
 
     fn try_render(&self, request: &ReceivedRequest) -> Result<Rendered, String> {
         let Some(Templates(registry)) = &self.templates else {
-            let headers = self
-                .headers
-                .iter()
-                .filter_map(|(n, v)| HeaderValue::from_str(v).ok().map(|v| (n.clone(), v)))
-                .collect();
             return Ok(Rendered {
                 status: self.status,
-                headers,
+                headers: self.fixed_headers.clone(),
                 body: self.body.clone(),
             });
         };
