@@ -45,16 +45,16 @@ pub(crate) fn compile(mut stub: Stub) -> Result<(Stub, Matcher, Responder), Stub
     };
     let matcher = Matcher::compile(&stub.request).map_err(|e| invalid(e, &stub))?;
     let responder = Responder::compile(&stub.response).map_err(|e| invalid(e, &stub))?;
-    if stub.required_scenario_state.is_some() || stub.new_scenario_state.is_some() {
-        if stub.scenario_name.is_none() {
-            return Err(invalid(
-                InvalidStub::new(
-                    "scenarioName",
-                    "is missing: requiredScenarioState and newScenarioState belong to a scenario",
-                ),
-                &stub,
-            ));
-        }
+    if (stub.required_scenario_state.is_some() || stub.new_scenario_state.is_some())
+        && stub.scenario_name.is_none()
+    {
+        return Err(invalid(
+            InvalidStub::new(
+                "scenarioName",
+                "is missing: requiredScenarioState and newScenarioState belong to a scenario",
+            ),
+            &stub,
+        ));
     }
     if stub.id.is_none() {
         stub.id = Some(uuid::Uuid::new_v4().to_string());
