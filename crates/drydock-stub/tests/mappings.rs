@@ -170,6 +170,20 @@ async fn bad_admin_requests_are_rejected_and_the_server_keeps_serving() -> Resul
             "`response.status` 1234 is not an HTTP status",
         ),
         (
+            c.post(format!("{admin}/mappings/import")).body(
+                r#"{"mappings": [{"request": {"url": "/ok"}}, {"request": {"bodyPatterns": [{"equalToXml": "<a/>"}]}}]}"#,
+            ),
+            400,
+            "mappings[1] `request.bodyPatterns[0].equalToXml`: unknown field `equalToXml`",
+        ),
+        (
+            c.post(format!("{admin}/mappings/import")).body(
+                r#"{"mappings": [{"request": {"url": "/ok"}}, {"request": {"urlPattern": "("}}]}"#,
+            ),
+            422,
+            "`request.urlPattern` is not a valid regular expression",
+        ),
+        (
             c.delete(format!("{admin}/mappings/no-such-id")),
             404,
             "no stub has id no-such-id",

@@ -362,5 +362,9 @@ async fn namespaces_keep_stubs_and_journals_apart() -> Result {
         .text()
         .await?
         .contains("namespace \"test-b\" does not exist"));
+    // Nor does an admin call bring it back.
+    let late = b.requests().await.expect_err("the namespace is gone");
+    assert!(late.to_string().contains("does not exist"), "{late}");
+    drop(b.verify_on_drop(false));
     Ok(())
 }

@@ -126,7 +126,16 @@ pub(crate) fn dispatch(
             format!("{namespace:?} is not a namespace name: use letters, digits, '-', '_' and '.'"),
         );
     }
-    let space = core.namespaces.get_or_create(namespace);
+    // A namespace exists from its creation (`POST /__admin/namespaces`) to its removal; an admin
+    // call does not bring a removed one back, so a late call after a test's slice was released
+    // fails instead of leaving an empty namespace behind.
+    let Some(space) = core.namespaces.get(namespace) else {
+        return Reply::error(
+            StatusCode::NOT_FOUND,
+            "No such namespace",
+            format!("namespace {namespace:?} does not exist; create it with POST /__admin/namespaces {{\"name\": \"{namespace}\"}}"),
+        );
+    };
     let mut space = lock(&space);
     match run(&mut space, method, &route, body) {
         Ok(reply) | Err(reply) => reply,
