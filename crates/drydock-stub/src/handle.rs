@@ -568,9 +568,22 @@ impl StubServer {
                     _ => Ok(()),
                 }
             }
-            Transport::Remote { .. } => {
+            Transport::Remote { root, .. } => {
+                // A client of its own: the handle's pooled connections are driven by the
+                // caller's runtime, which is blocked in this drop until the check returns.
+                let client = reqwest::Client::builder()
+                    .timeout(ADMIN_TIMEOUT)
+                    .build()
+                    .map_err(|e| StubError::Admin {
+                        url: self.url(),
+                        operation: "verifying on drop".into(),
+                        message: e.to_string(),
+                    })?;
                 let handle = StubServer {
-                    transport: self.transport.clone(),
+                    transport: Transport::Remote {
+                        client,
+                        root: root.clone(),
+                    },
                     namespace: self.namespace.clone(),
                     verify_on_drop: false,
                     save_to: Mutex::new(None),

@@ -189,3 +189,46 @@ async fn dropping_a_satisfied_server_is_quiet() -> Result {
     drop(server);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_remote_handle_verifies_on_drop_without_stalling_its_runtime() -> Result {
+    let server = StubServer::start().await?;
+    let remote = StubServer::connect(&server.url()).await?;
+    remote
+        .mount(
+            Stub::get("/x")
+                .respond(Response::ok())
+                .expect(Times::Exactly(1)),
+        )
+        .await?;
+    common::client()
+        .get(format!("{}/x", server.url()))
+        .send()
+        .await?;
+    // Leaves a pooled connection driven by this (current-thread) runtime, which the drop blocks.
+    remote.requests().await?;
+    let started = std::time::Instant::now();
+    drop(remote);
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "the drop took {took:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+#[should_panic(expected = "expected exactly 1 call(s), received 0")]
+async fn a_remote_handle_panics_on_drop_when_unmet() {
+    let server = StubServer::start().await.expect("starts");
+    let remote = StubServer::connect(&server.url()).await.expect("connects");
+    remote
+        .mount(
+            Stub::get("/never-called")
+                .respond(Response::ok())
+                .expect(Times::Exactly(1)),
+        )
+        .await
+        .expect("mounts");
+    drop(remote);
+}
