@@ -13,9 +13,10 @@ use serde_json::{json, Value};
 type Result = std::result::Result<(), Box<dyn std::error::Error>>;
 
 fn mappings() -> &'static Path {
+    // drydock-stub's own WireMock fixture: mappings/, __files/, templates, a fault.
     Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/stub-mappings"
+        "/../crates/drydock-stub/tests/wiremock"
     ))
 }
 
