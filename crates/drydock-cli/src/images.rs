@@ -354,9 +354,7 @@ impl CargoBinary {
         }
         Ok(installed)
     }
-}
 
-impl CargoBinary {
     /// `cargo build --release` of the binary in the checkout (incremental: fast when unchanged).
     fn build_from_checkout(&self) -> Result<std::path::PathBuf> {
         let root = Path::new(WORKSPACE_ROOT);

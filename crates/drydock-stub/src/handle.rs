@@ -295,31 +295,16 @@ impl StubServer {
                 ),
             });
         }
-        let root = StubServer {
-            transport: self.transport.clone(),
-            namespace: String::new(),
-            verify_on_drop: false,
-            save_to: Mutex::new(None),
-        };
-        root.call::<Value>("POST", "/namespaces", Some(json!({ "name": name })))
+        self.sibling(self.transport.clone(), "", false)
+            .call::<Value>("POST", "/namespaces", Some(json!({ "name": name })))
             .await?;
-        Ok(StubServer {
-            transport: self.transport.clone(),
-            namespace: name.to_string(),
-            verify_on_drop: self.verify_on_drop,
-            save_to: Mutex::new(None),
-        })
+        Ok(self.sibling(self.transport.clone(), name, self.verify_on_drop))
     }
 
     /// Removes namespace `name` with its stubs and journal.
     pub async fn remove_namespace(&self, name: &str) -> Result<(), StubError> {
-        let root = StubServer {
-            transport: self.transport.clone(),
-            namespace: String::new(),
-            verify_on_drop: false,
-            save_to: Mutex::new(None),
-        };
-        root.call::<Value>("DELETE", &format!("/namespaces/{name}"), None)
+        self.sibling(self.transport.clone(), "", false)
+            .call::<Value>("DELETE", &format!("/namespaces/{name}"), None)
             .await
             .map(drop)
     }
@@ -544,6 +529,16 @@ impl StubServer {
         })
     }
 
+    /// Another handle on the same server: its own namespace, recording and drop behaviour.
+    fn sibling(&self, transport: Transport, namespace: &str, verify_on_drop: bool) -> StubServer {
+        StubServer {
+            transport,
+            namespace: namespace.to_string(),
+            verify_on_drop,
+            save_to: Mutex::new(None),
+        }
+    }
+
     fn prefix(&self) -> String {
         if self.namespace.is_empty() {
             String::new()
@@ -579,15 +574,11 @@ impl StubServer {
                         operation: "verifying on drop".into(),
                         message: e.to_string(),
                     })?;
-                let handle = StubServer {
-                    transport: Transport::Remote {
-                        client,
-                        root: root.clone(),
-                    },
-                    namespace: self.namespace.clone(),
-                    verify_on_drop: false,
-                    save_to: Mutex::new(None),
+                let transport = Transport::Remote {
+                    client,
+                    root: root.clone(),
                 };
+                let handle = self.sibling(transport, &self.namespace, false);
                 std::thread::scope(|scope| {
                     scope
                         .spawn(|| {

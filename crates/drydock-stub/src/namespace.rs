@@ -84,7 +84,8 @@ struct Entry {
 /// What serving a request decided.
 pub(crate) enum Outcome {
     Matched(Arc<Mounted>),
-    Missed(Box<Unmatched>, OnMiss),
+    /// The explanation is there when the miss is answered with it (`OnMiss::Fail`).
+    Missed(Option<Box<Unmatched>>, OnMiss),
 }
 
 #[derive(Debug, Default)]
@@ -110,7 +111,19 @@ impl Namespace {
 
     /// Adds a stub, replacing one with the same id.
     pub fn mount(&mut self, stub: Stub) -> Result<String, StubError> {
-        let (stub, matcher, responder) = compile(stub)?;
+        Ok(self.insert(compile(stub)?))
+    }
+
+    /// Mounts all or none: every stub is compiled before the first is added.
+    pub fn mount_all(&mut self, stubs: Vec<Stub>) -> Result<Vec<String>, StubError> {
+        let compiled = stubs
+            .into_iter()
+            .map(compile)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(compiled.into_iter().map(|c| self.insert(c)).collect())
+    }
+
+    fn insert(&mut self, (stub, matcher, responder): (Stub, Matcher, Responder)) -> String {
         let id = stub.id.clone().unwrap_or_default();
         self.stubs.retain(|m| m.id != id);
         self.sequence += 1;
@@ -122,20 +135,10 @@ impl Namespace {
             responder,
             sequence: self.sequence,
         });
-        let at = self.stubs.partition_point(|m| {
-            (m.priority, std::cmp::Reverse(m.sequence))
-                < (mounted.priority, std::cmp::Reverse(mounted.sequence))
-        });
+        let order = |m: &Mounted| (m.priority, std::cmp::Reverse(m.sequence));
+        let at = self.stubs.partition_point(|m| order(m) < order(&mounted));
         self.stubs.insert(at, mounted);
-        Ok(id)
-    }
-
-    /// Mounts all or none.
-    pub fn mount_all(&mut self, stubs: Vec<Stub>) -> Result<Vec<String>, StubError> {
-        for stub in &stubs {
-            compile(stub.clone())?;
-        }
-        stubs.into_iter().map(|s| self.mount(s)).collect()
+        id
     }
 
     pub fn remove(&mut self, id: &str) -> Result<(), StubError> {
@@ -226,12 +229,16 @@ impl Namespace {
                 Outcome::Matched(mounted)
             }
             None => {
-                let unmatched = self.explain(&request);
+                // The explanation is the 404's body; a miss that is forwarded does not pay for it.
+                let unmatched = match self.on_miss {
+                    OnMiss::Fail => Some(Box::new(self.explain(&request))),
+                    _ => None,
+                };
                 self.journal.push(Entry {
                     request,
                     stub_id: None,
                 });
-                Outcome::Missed(Box::new(unmatched), self.on_miss.clone())
+                Outcome::Missed(unmatched, self.on_miss.clone())
             }
         }
     }

@@ -135,7 +135,7 @@ impl Recording {
 
     /// The stub that replays this exchange, with every secret left out.
     pub(crate) fn to_stub(&self, request: &ReceivedRequest, response: &Rendered) -> Stub {
-        let mut stub = Stub::new(&request.method, "").url(request.url.clone());
+        let mut stub = Stub::any().method(&request.method).url(request.url.clone());
         stub.name = Some(format!("recorded {} {}", request.method, request.path));
         for name in &self.capture_headers {
             if self.is_secret(name) {

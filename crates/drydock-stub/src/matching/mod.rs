@@ -87,7 +87,11 @@ impl StringTest {
         let mut tests = Vec::new();
         if let Some(v) = &m.equal_to {
             tests.push(StringTest::Equal {
-                value: v.clone(),
+                value: if ignore_case {
+                    v.to_lowercase()
+                } else {
+                    v.clone()
+                },
                 ignore_case,
             });
         }
@@ -141,7 +145,7 @@ impl StringTest {
                 ignore_case,
             } => {
                 if *ignore_case {
-                    want.eq_ignore_ascii_case(value) || want.to_lowercase() == value.to_lowercase()
+                    want.eq_ignore_ascii_case(value) || *want == value.to_lowercase()
                 } else {
                     want == value
                 }

@@ -183,7 +183,8 @@ async fn serve(
         Outcome::Missed(unmatched, on_miss) => match on_miss {
             OnMiss::Fail => {
                 sleep(global_delay).await;
-                text(StatusCode::NOT_FOUND, unmatched.to_string())
+                let report = unmatched.map(|u| u.to_string()).unwrap_or_default();
+                text(StatusCode::NOT_FOUND, report)
             }
             OnMiss::PassThrough { target_base_url } => build(
                 record::forward(&core.client, &target_base_url, &request)
