@@ -1,8 +1,13 @@
 //! An owned environment: services started together for one test, removed when it is dropped.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    ops::Deref,
+    path::PathBuf,
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use testcontainers::bollard::models::NetworkCreateRequest;
 use tracing::Instrument;
@@ -11,21 +16,15 @@ use crate::{
     docker::{remove_labelled_blocking, Engine},
     error::{Error, Result},
     identity::InstanceLabels,
-    service::{
-        self,
-        kafka::KafkaServer,
-        postgres::{schema, PostgresServer},
-        redis::RedisServer,
-        stub::StubEndpoint,
-        Placement,
-    },
-    HttpStub, Kafka, Postgres, Redis,
+    service::{start::Placement, AnyService, Entry, Service, Sharing, Started},
+    services::Services,
 };
 
 /// How long removing an environment may take before drop gives up (and reports it).
 const TEARDOWN_BOUND: Duration = Duration::from_secs(60);
 
-/// Describes an environment's services; [`start`](EnvBuilder::start) runs them concurrently.
+/// Describes an environment's services; [`start`](EnvBuilder::start) runs them concurrently
+/// (each after the services it depends on), [`attach`](EnvBuilder::attach) shares them.
 ///
 /// ```no_run
 /// use drydock::{Env, Postgres, Redis};
@@ -39,53 +38,82 @@ const TEARDOWN_BOUND: Duration = Duration::from_secs(60);
 /// println!("DATABASE_URL has {} characters", env.postgres()?.url().len());
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 #[must_use = "an EnvBuilder does nothing until `.start()` or `.attach()` is awaited"]
 pub struct EnvBuilder {
-    pub(crate) postgres: Option<Postgres>,
-    pub(crate) redis: Option<Redis>,
-    pub(crate) kafka: Option<Kafka>,
-    #[serde(default)]
-    pub(crate) stub: Option<HttpStub>,
+    pub(crate) services: Vec<Box<dyn AnyService>>,
     pub(crate) grace_period: Duration,
 }
 
 impl Default for EnvBuilder {
     fn default() -> Self {
         EnvBuilder {
-            postgres: None,
-            redis: None,
-            kafka: None,
-            stub: None,
+            services: Vec::new(),
             grace_period: Duration::from_secs(5),
         }
     }
 }
 
 impl EnvBuilder {
-    /// Adds a PostgreSQL server.
-    pub fn with_postgres(mut self, postgres: Postgres) -> Self {
-        self.postgres = Some(postgres);
+    /// Adds a service of any kind: drydock's own or one of yours (see [`Service`]). A service
+    /// of the same name replaces the earlier one.
+    pub fn with_service<S: Service>(mut self, service: S) -> Self {
+        let name = service.name().to_string();
+        self.services.retain(|s| s.name() != name);
+        self.services.push(Box::new(service));
         self
+    }
+
+    /// Adds a PostgreSQL server.
+    #[cfg(feature = "postgres")]
+    pub fn with_postgres(self, postgres: crate::Postgres) -> Self {
+        self.with_service(postgres)
     }
 
     /// Adds a Redis server.
-    pub fn with_redis(mut self, redis: Redis) -> Self {
-        self.redis = Some(redis);
-        self
+    #[cfg(feature = "redis")]
+    pub fn with_redis(self, redis: crate::Redis) -> Self {
+        self.with_service(redis)
     }
 
     /// Adds a Kafka broker.
-    pub fn with_kafka(mut self, kafka: Kafka) -> Self {
-        self.kafka = Some(kafka);
-        self
+    #[cfg(feature = "kafka")]
+    pub fn with_kafka(self, kafka: crate::Kafka) -> Self {
+        self.with_service(kafka)
     }
 
     /// Adds a stub HTTP server, run in a container (for systems under test in containers; a
     /// test alone is faster with an in-process [`stub::StubServer`](crate::stub::StubServer)).
-    pub fn with_stub(mut self, stub: HttpStub) -> Self {
-        self.stub = Some(stub);
-        self
+    #[cfg(feature = "stub")]
+    pub fn with_stub(self, stub: crate::HttpStub) -> Self {
+        self.with_service(stub)
+    }
+
+    /// Adds a container of your own, described like any testcontainers image (a
+    /// `GenericImage`, an image of `testcontainers-modules`, with `ImageExt` options), under
+    /// `name`: other containers reach it by that name on the environment's network, and
+    /// [`Services::container`] hands out its published ports. See [`Container`](crate::Container)
+    /// for readiness and dependencies.
+    ///
+    /// ```no_run
+    /// use drydock::{Container, Env, Readiness};
+    /// use testcontainers::{GenericImage, ImageExt};
+    ///
+    /// # async fn demo() -> drydock::Result<()> {
+    /// let env = Env::builder()
+    ///     .with_container(
+    ///         Container::from_image("search", GenericImage::new("drydock.local/beanstalkd", "1")
+    ///             .with_exposed_port(testcontainers::core::ContainerPort::Tcp(11300)))
+    ///         .ready_when(Readiness::tcp(11300)),
+    ///     )
+    ///     .start()
+    ///     .await?;
+    /// let search = env.container("search")?;
+    /// println!("reached at {}", search.address(11300)?);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_container(self, container: crate::Container) -> Self {
+        self.with_service(container)
     }
 
     /// How long a shared environment outlives its last lease before it is removed (5 s by
@@ -96,7 +124,8 @@ impl EnvBuilder {
     }
 
     /// The identity of this spec: equal specs give equal ids; any change of image, setting, or
-    /// of the content of a migration or fixture file gives another.
+    /// of the content of a migration or fixture file gives another. Computed once per process
+    /// for a spec.
     ///
     /// ```
     /// use drydock::{Env, Redis};
@@ -113,48 +142,69 @@ impl EnvBuilder {
         resolved.resolved_identity()
     }
 
+    /// The identity of a spec whose paths are resolved: a hash of each service's kind, name
+    /// and identity (serialised, so every setting counts and nothing else does), cached.
     pub(crate) fn resolved_identity(&self) -> Result<String> {
-        let schema = match &self.postgres {
-            Some(postgres) => {
-                let (migrations, fixtures) = postgres.schema_files();
-                schema::fingerprint(migrations, fixtures)?
-            }
-            None => String::new(),
-        };
-        let mappings = match &self.stub {
-            Some(stub) => stub.fingerprint()?,
-            None => String::new(),
-        };
+        static CACHE: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+        let specs = self.specs()?;
+        let key = serde_json::to_string(&specs).unwrap_or_default();
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some(id) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(id.clone());
+        }
+        let mut identities = Vec::new();
+        for service in &self.services {
+            identities.push((service.kind(), service.name(), service.identity()?));
+        }
+        identities.sort_by(|a, b| a.1.cmp(b.1));
         // The grace period is how long, not what: it does not make another environment.
-        let digest = Sha256::digest(format!(
-            "{:?}|{:?}|{:?}|{:?}|{schema}|{mappings}",
-            self.postgres, self.redis, self.kafka, self.stub
-        ));
-        Ok(hex::encode(&digest[..8]))
+        let digest = Sha256::digest(serde_json::to_vec(&identities).unwrap_or_default());
+        let id = hex::encode(&digest[..8]);
+        cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, id.clone());
+        Ok(id)
+    }
+
+    /// Each service as `(kind, spec)`, the form that crosses to a keeper.
+    pub(crate) fn specs(&self) -> Result<Vec<(String, serde_json::Value)>> {
+        self.services
+            .iter()
+            .map(|s| Ok((s.kind().to_string(), s.spec()?)))
+            .collect()
     }
 
     /// The longest any service may take to be ready.
     pub(crate) fn ready_bounds(&self) -> Duration {
-        let postgres = self.postgres.as_ref().map(Postgres::ready_bound);
-        let redis = self.redis.as_ref().map(Redis::ready_bound);
-        let kafka = self.kafka.as_ref().map(Kafka::ready_bound);
-        let stub = self.stub.as_ref().map(HttpStub::ready_bound);
-        postgres
-            .into_iter()
-            .chain(redis)
-            .chain(kafka)
-            .chain(stub)
+        self.services
+            .iter()
+            .map(|s| s.ready_bound())
             .max()
             .unwrap_or_default()
     }
 
-    /// Makes every path of the spec absolute, so it means the same in another process.
+    /// Makes every path of the spec absolute against the calling crate's directory
+    /// (`CARGO_MANIFEST_DIR`, which cargo and nextest set for tests; else the current
+    /// directory), so it means the same in another process, and checks dependencies.
     pub(crate) fn resolve_paths(&mut self) -> Result<()> {
-        if let Some(postgres) = &mut self.postgres {
-            postgres.resolve_paths()?;
+        let base = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_default();
+        for service in &mut self.services {
+            service.resolve_paths(&base)?;
         }
-        if let Some(stub) = &mut self.stub {
-            stub.resolve_paths()?;
+        for service in &self.services {
+            for dependency in service.depends_on() {
+                if !self.services.iter().any(|s| s.name() == dependency) {
+                    return Err(Error::Spec {
+                        service: service.name().to_string(),
+                        problem: format!("it depends on `{dependency}`, which is not in the environment"),
+                        fix: format!("add `{dependency}` to the builder, or remove the dependency"),
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -165,23 +215,31 @@ impl EnvBuilder {
         crate::shared::attach(self).await
     }
 
-    /// Starts every service concurrently and waits until all are ready.
+    /// Starts every service concurrently (a service after those it depends on) and waits until
+    /// all are ready.
     ///
     /// On any failure, everything already started is removed before the error is returned, and
     /// every failing service is reported, not just the first.
     pub async fn start(mut self) -> Result<Env> {
         self.resolve_paths()?;
-        // Also checks the stub mappings, before anything is created.
+        // Also checks the files the spec names, before anything is created.
         let identity = self.resolved_identity()?;
         let engine = Engine::connect().await?;
         let labels = InstanceLabels::owned(identity);
         let span = tracing::info_span!("env", instance = %labels.instance);
-        self.start_as(engine, labels).instrument(span).await
+        self.start_as(engine, labels, Sharing::Owned)
+            .instrument(span)
+            .await
     }
 
     /// Starts the services under the given labels; the keeper of a shared environment uses this
-    /// with its own identity.
-    pub(crate) async fn start_as(self, engine: Engine, labels: InstanceLabels) -> Result<Env> {
+    /// with its own identity and [`Sharing::Shared`].
+    pub(crate) async fn start_as(
+        self,
+        engine: Engine,
+        labels: InstanceLabels,
+        sharing: Sharing,
+    ) -> Result<Env> {
         // Armed from before the first resource exists: a failed or cancelled start removes what it made.
         let guard = InstanceGuard {
             labels: labels.clone(),
@@ -199,65 +257,60 @@ impl EnvBuilder {
             .await
             .map_err(|e| Error::docker(format!("creating network {network}"), e))?;
 
-        let placement = |kind: &str| Placement {
-            engine: engine.clone(),
-            network: network.clone(),
-            labels: labels.for_service(kind),
-        };
-        let (postgres_placement, redis_placement, kafka_placement, stub_placement) = (
-            placement("postgres"),
-            placement("redis"),
-            placement("kafka"),
-            placement("stub"),
-        );
-        // All run to completion even if one fails, so nothing is still being created while the
-        // guard removes what exists.
-        let (postgres, redis, kafka, stub) = tokio::join!(
-            start_optional(self.postgres.as_ref(), postgres_placement),
-            start_optional(self.redis.as_ref(), redis_placement),
-            start_optional(self.kafka.as_ref(), kafka_placement),
-            start_optional(self.stub.as_ref(), stub_placement),
-        );
+        let mut running: Vec<(String, Arc<dyn Started>)> = Vec::new();
         let mut failures = Vec::new();
-        let postgres = postgres.unwrap_or_else(|e| {
-            failures.push(e);
-            None
-        });
-        let redis = redis.unwrap_or_else(|e| {
-            failures.push(e);
-            None
-        });
-        let kafka = kafka.unwrap_or_else(|e| {
-            failures.push(e);
-            None
-        });
-        let stub = stub.unwrap_or_else(|e| {
-            failures.push(e);
-            None
-        });
-        if let (Some(spec), Some(server), true) = (&self.postgres, &postgres, failures.is_empty()) {
-            let (migrations, fixtures) = spec.schema_files();
-            if let Err(e) = schema::apply(&server.connect_options(), migrations, fixtures)
-                .instrument(tracing::info_span!("schema"))
-                .await
-            {
-                failures.push(e);
+        let mut waiting: Vec<&dyn AnyService> = self.services.iter().map(|s| &**s).collect();
+        // In waves: every service whose dependencies run starts now, concurrently. All of a
+        // wave run to completion even if one fails, so nothing is still being created while
+        // the guard removes what exists.
+        while !waiting.is_empty() && failures.is_empty() {
+            let (ready, later): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|s| {
+                s.depends_on()
+                    .iter()
+                    .all(|d| running.iter().any(|(name, _)| name == d))
+            });
+            if ready.is_empty() {
+                let names: Vec<&str> = later.iter().map(|s| s.name()).collect();
+                failures.push(Error::Spec {
+                    service: names.join(", "),
+                    problem: "these services depend on each other in a circle".into(),
+                    fix: "remove one of the dependencies".into(),
+                });
+                break;
             }
-        }
-        if let (Some(spec), Some(endpoint), true) = (&self.stub, &stub, failures.is_empty()) {
-            if let Err(e) = spec.install(endpoint).await {
-                failures.push(e);
+            let placements: Vec<Placement> = ready
+                .iter()
+                .map(|s| Placement {
+                    engine: engine.clone(),
+                    network: network.clone(),
+                    labels: labels.for_service(s.name()),
+                })
+                .collect();
+            let wave = futures::future::join_all(
+                ready
+                    .iter()
+                    .zip(&placements)
+                    .map(|(s, placement)| s.start(placement, sharing)),
+            )
+            .await;
+            for (service, outcome) in ready.iter().zip(wave) {
+                match outcome {
+                    Ok(started) => running.push((service.name().to_string(), started)),
+                    Err(e) => failures.push(e),
+                }
             }
+            waiting = later;
         }
         match failures.len() {
-            0 => Ok(Env {
-                guard,
-                network,
-                postgres,
-                redis,
-                kafka,
-                stub,
-            }),
+            0 => {
+                let entries: Vec<Entry> = running.iter().map(|(_, s)| s.owned()).collect();
+                Ok(Env {
+                    guard,
+                    network,
+                    services: Services::new(entries),
+                    running,
+                })
+            }
             // The guard drops here and removes what was started.
             1 => Err(failures.remove(0)),
             _ => Err(Error::Several(failures)),
@@ -265,18 +318,8 @@ impl EnvBuilder {
     }
 }
 
-async fn start_optional<S: service::Service>(
-    service: Option<&S>,
-    placement: Placement,
-) -> Result<Option<S::Server>> {
-    match service {
-        Some(service) => service::start(service, placement).await.map(Some),
-        None => Ok(None),
-    }
-}
-
 /// Running services of one test. Dropping it removes every container and network it created,
-/// also when the test panics.
+/// also when the test panics. It dereferences to its [`Services`].
 ///
 /// ```no_run
 /// # async fn demo() -> drydock::Result<()> {
@@ -285,14 +328,11 @@ async fn start_optional<S: service::Service>(
 /// env.teardown().await?; // or just let it drop
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
 pub struct Env {
     guard: InstanceGuard,
     network: String,
-    postgres: Option<PostgresServer>,
-    redis: Option<RedisServer>,
-    kafka: Option<KafkaServer>,
-    stub: Option<StubEndpoint>,
+    services: Services,
+    running: Vec<(String, Arc<dyn Started>)>,
 }
 
 impl Env {
@@ -301,54 +341,9 @@ impl Env {
         EnvBuilder::default()
     }
 
-    /// The PostgreSQL server, if the environment has one.
-    pub fn postgres(&self) -> Result<&PostgresServer> {
-        self.postgres.as_ref().ok_or(Error::ServiceNotInEnv {
-            service: "postgres",
-        })
-    }
-
-    /// The Redis server, if the environment has one.
-    pub fn redis(&self) -> Result<&RedisServer> {
-        self.redis
-            .as_ref()
-            .ok_or(Error::ServiceNotInEnv { service: "redis" })
-    }
-
-    /// The Kafka broker, if the environment has one.
-    pub fn kafka(&self) -> Result<&KafkaServer> {
-        self.kafka
-            .as_ref()
-            .ok_or(Error::ServiceNotInEnv { service: "kafka" })
-    }
-
-    /// The stub HTTP server, if the environment has one.
-    pub fn stub(&self) -> Result<&StubEndpoint> {
-        self.stub
-            .as_ref()
-            .ok_or(Error::ServiceNotInEnv { service: "stub" })
-    }
-
-    /// The configuration a system under test reads: `DATABASE_URL`, `REDIS_URL`,
-    /// `KAFKA_BOOTSTRAP_SERVERS`, `STUB_URL`.
-    pub fn vars(&self) -> HashMap<String, String> {
-        let mut vars = HashMap::new();
-        if let Some(postgres) = &self.postgres {
-            vars.insert("DATABASE_URL".into(), postgres.url());
-        }
-        if let Some(redis) = &self.redis {
-            vars.insert("REDIS_URL".into(), redis.url());
-        }
-        if let Some(kafka) = &self.kafka {
-            vars.insert(
-                "KAFKA_BOOTSTRAP_SERVERS".into(),
-                kafka.bootstrap_servers().into(),
-            );
-        }
-        if let Some(stub) = &self.stub {
-            vars.insert("STUB_URL".into(), stub.url());
-        }
-        vars
+    /// The services, one handle each.
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     /// This instance's id: the value of its `drydock.instance` label.
@@ -366,17 +361,44 @@ impl Env {
         &self.network
     }
 
+    /// The running services, for the keeper to cut slices from.
+    pub(crate) fn running(&self) -> &[(String, Arc<dyn Started>)] {
+        &self.running
+    }
+
     /// Removes the environment now and reports failure, instead of logging it as a drop does.
     pub async fn teardown(mut self) -> Result<()> {
         let label = self.guard.labels.instance_filter();
         self.guard.armed = false;
-        tokio::task::spawn_blocking(move || remove_labelled_blocking(label, TEARDOWN_BOUND))
+        match tokio::task::spawn_blocking(move || remove_labelled_blocking(label, TEARDOWN_BOUND))
             .await
-            .map_err(|e| Error::Timeout {
-                what: format!("teardown task ({e})"),
-                bound: TEARDOWN_BOUND,
-            })?
-            .map(|_| ())
+        {
+            Ok(outcome) => outcome.map(|_| ()),
+            // The removal thread panicked: say so, and where to clean up.
+            Err(e) => Err(Error::Spec {
+                service: "environment".into(),
+                problem: format!("its teardown task failed: {e}"),
+                fix: "remove what is left with `drydock prune`".into(),
+            }),
+        }
+    }
+}
+
+impl Deref for Env {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
+    }
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("instance", &self.guard.labels.instance)
+            .field("network", &self.network)
+            .field("services", &self.services)
+            .finish()
     }
 }
 
@@ -410,10 +432,11 @@ mod tests {
     use super::*;
 
     /// Tests spawn environments onto runtimes; a non-`Send` start would stop them compiling.
+    #[cfg(feature = "redis")]
     #[test]
     fn starting_is_send() {
         fn is_send<T: Send>(_: &T) {}
-        let start = Env::builder().with_redis(Redis::default()).start();
+        let start = Env::builder().with_redis(crate::Redis::default()).start();
         is_send(&start);
     }
 }

@@ -1,20 +1,43 @@
 //! drydock's one error type.
 //!
 //! Every variant says what failed, where, and what to do about it, because the person reading it is
-//! usually looking at a red CI log with no way to poke at the machine.
+//! usually looking at a red CI log with no way to poke at the machine. The underlying error is kept
+//! as the variant's [`source`](std::error::Error::source), decided where the failure happens, so
+//! code that must tell failures apart matches variants, never message text.
+//!
+//! `Debug` prints the same text as `Display`: a test that returns `Err` or calls `unwrap()` shows
+//! the "to fix" line, not a struct dump.
 
-use std::time::Duration;
+use std::{fmt, path::PathBuf, time::Duration};
 
 /// Result alias used throughout drydock.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Any error, boxed: what a client library or a user's service returned.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The return type for tests: `?` works on drydock's errors and on those of every client a test
+/// uses (sqlx, redis, rdkafka, reqwest, …), and a failure prints its "to fix" text.
+///
+/// ```
+/// fn a_test() -> drydock::TestResult {
+///     let port: u16 = "5432".parse()?;                 // a std error
+///     let image: drydock::ImageRef = "redis:7".parse()?; // a drydock error
+///     assert_eq!((port, image.tag()), (5432, "7"));
+///     Ok(())
+/// }
+/// a_test().unwrap();
+/// ```
+pub type TestResult<T = ()> = std::result::Result<T, BoxError>;
+
 /// Everything that can go wrong while starting, using or tearing down an environment.
 ///
 /// ```
-/// let err = drydock::Error::ServiceNotInEnv { service: "redis" };
+/// let err = drydock::Error::ServiceNotInEnv { service: "redis".into() };
 /// assert!(err.to_string().contains("Env::builder()"));
+/// assert_eq!(format!("{err:?}"), err.to_string(), "Debug shows the actionable text");
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// No Docker engine answered.
@@ -52,7 +75,7 @@ pub enum Error {
     )]
     ImageUnavailable {
         /// The service that needed it.
-        service: &'static str,
+        service: String,
         /// The resolved image reference.
         image: String,
         /// The environment variable that overrides this service's image.
@@ -61,15 +84,40 @@ pub enum Error {
         cause: String,
     },
 
-    /// The container could not be created or started.
-    #[error("starting the {service} container from `{image}` failed: {cause}")]
+    /// The engine refused to create or start the container.
+    #[error("starting the {service} container from `{image}` failed: {source}")]
     StartFailed {
         /// The service being started.
-        service: &'static str,
+        service: String,
         /// The image it was started from.
         image: String,
-        /// The engine's or testcontainers' message.
-        cause: String,
+        /// The engine's error.
+        #[source]
+        source: crate::docker::bollard::errors::Error,
+    },
+
+    /// A host port the service must publish as is (Kafka advertises it) was taken by another
+    /// process between its reservation and the container's start.
+    #[error("host port {port} for {service} was taken by another process before the container started")]
+    PortTaken {
+        /// The service.
+        service: String,
+        /// The host port.
+        port: u16,
+    },
+
+    /// A container port the service needs was not published.
+    #[error(
+        "the {service} container does not publish port {port}\n  \
+         to fix: check that the image listens on {port} (is `{image}` really a {service} image?)"
+    )]
+    PortNotPublished {
+        /// The service.
+        service: String,
+        /// The image it runs.
+        image: String,
+        /// The container port.
+        port: u16,
     },
 
     /// The service did not pass its readiness probe within its bound.
@@ -80,12 +128,12 @@ pub enum Error {
     )]
     NotReady {
         /// The service that was probed.
-        service: &'static str,
+        service: String,
         /// How long drydock waited.
         waited: Duration,
         /// The configured bound.
         bound: Duration,
-        /// The error of the last probe attempt.
+        /// The error of the last probe attempt, with its causes.
         last_error: String,
         /// The last lines the container wrote.
         log_tail: String,
@@ -98,7 +146,7 @@ pub enum Error {
     )]
     ContainerExited {
         /// The service whose container stopped.
-        service: &'static str,
+        service: String,
         /// The container's exit code.
         exit_code: i64,
         /// The last lines the container wrote.
@@ -112,31 +160,64 @@ pub enum Error {
         context: String,
         /// The engine's error.
         #[source]
-        source: testcontainers::bollard::errors::Error,
+        source: crate::docker::bollard::errors::Error,
     },
 
-    /// The environment has no service of the kind asked for.
+    /// The environment has no service of the name asked for.
     #[error(
         "this environment has no {service} service; add it when building: \
-         Env::builder().with_{service}(..)"
+         Env::builder().with_{service}(..) (a container of your own: .with_container(\"{service}\", ..))"
     )]
     ServiceNotInEnv {
         /// The service that was asked for.
-        service: &'static str,
+        service: String,
+    },
+
+    /// The service asked for exists, but is of another type than the handle asked for.
+    #[error("the service {service} is a {actual}, not a {wanted}")]
+    WrongServiceType {
+        /// The service's name.
+        service: String,
+        /// Its kind.
+        actual: String,
+        /// The kind the caller asked for.
+        wanted: String,
+    },
+
+    /// A service's description cannot be used as written.
+    #[error("service {service}: {problem}\n  to fix: {fix}")]
+    Spec {
+        /// The service.
+        service: String,
+        /// What is wrong.
+        problem: String,
+        /// What to do.
+        fix: String,
     },
 
     /// Connecting a client to a running service failed.
-    #[error("connecting to {service} at {endpoint}: {cause}")]
+    #[error("connecting to {service} at {endpoint}: {source}")]
     Connect {
         /// The service.
-        service: &'static str,
+        service: String,
         /// The endpoint, with any secret removed.
         endpoint: String,
-        /// The client's message.
-        cause: String,
+        /// The client's error.
+        #[source]
+        source: BoxError,
     },
 
-    /// A bounded operation did not finish in time.
+    /// A client call of a test failed (converted by `?` from the client crates drydock hands out).
+    #[error("{client}: {source}")]
+    Client {
+        /// `sqlx`, `redis` or `rdkafka`.
+        client: &'static str,
+        /// The client's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A bounded wait ran out.
     #[error("{what} did not finish within {bound:?}")]
     Timeout {
         /// What was waited for.
@@ -147,14 +228,36 @@ pub enum Error {
 
     /// A migration or fixture could not be read or applied.
     #[error(
-        "schema: {file}: {message}\n  \
-         to fix: correct that file; nothing was left running"
+        "schema: {}: {message}{}\n  \
+         to fix: correct that file; nothing was left running",
+        .file.display(),
+        .source.as_ref().map(|s| format!(": {s}")).unwrap_or_default()
     )]
     Schema {
         /// The migration or fixture file (or directory).
-        file: String,
-        /// The database's (or the file system's) message.
+        file: PathBuf,
+        /// What went wrong with it.
         message: String,
+        /// The database's or file system's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// A path given in a spec (migrations, fixtures, mappings) does not exist.
+    #[error(
+        "the {what} {} does not exist (looked at {}; relative paths start from {base}, \
+         the calling crate's directory)\n  to fix: correct the path",
+        .path.display(), .resolved.display()
+    )]
+    MissingPath {
+        /// What the path is for.
+        what: &'static str,
+        /// As given.
+        path: PathBuf,
+        /// As resolved.
+        resolved: PathBuf,
+        /// The directory relative paths start from.
+        base: String,
     },
 
     /// The shared environment of this run failed; every test attaching to it gets this same error.
@@ -168,28 +271,51 @@ pub enum Error {
 
     /// Talking to the keeper of a shared environment failed.
     #[error(
-        "the keeper of the shared environment in {dir} {problem}\n  \
-         its log: {dir}/keeper.log"
+        "the keeper of the shared environment in {} {problem}{}\n  its log: {}",
+        .dir.display(),
+        .source.as_ref().map(|s| format!(": {s}")).unwrap_or_default(),
+        .dir.join("keeper.log").display()
     )]
     Keeper {
         /// The environment's run directory.
-        dir: String,
+        dir: PathBuf,
         /// What went wrong.
         problem: String,
+        /// The I/O error, when there was one.
+        #[source]
+        source: Option<std::io::Error>,
+    },
+
+    /// The keeper closed the connection before it answered (it reached its grace period as the
+    /// test connected, or it died).
+    #[error(
+        "the keeper of the shared environment in {} closed the connection before answering\n  \
+         its log ({}) ends with:\n{log_tail}",
+        .dir.display(), .dir.join("keeper.log").display()
+    )]
+    KeeperClosed {
+        /// The environment's run directory.
+        dir: PathBuf,
+        /// The last lines of the keeper's log.
+        log_tail: String,
     },
 
     /// A stub server refused or failed an operation, or its mappings are invalid.
+    #[cfg(feature = "stub")]
     #[error("stub: {0}")]
     Stub(#[from] drydock_stub::StubError),
+
     /// A Kafka client operation failed.
-    #[error("kafka at {bootstrap}: {context}: {cause}")]
+    #[cfg(feature = "kafka")]
+    #[error("kafka at {bootstrap}: {context}: {source}")]
     Kafka {
         /// The broker's bootstrap address.
         bootstrap: String,
         /// What was being done.
         context: String,
-        /// librdkafka's message.
-        cause: String,
+        /// librdkafka's (or the encoder's) error.
+        #[source]
+        source: BoxError,
     },
 
     /// The awaited message did not arrive in time.
@@ -212,6 +338,13 @@ pub enum Error {
     Several(Vec<Error>),
 }
 
+/// The same text as `Display`: what a failing test prints is what the user must read.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 fn render_list(errors: &[Error]) -> String {
     errors
         .iter()
@@ -223,11 +356,76 @@ fn render_list(errors: &[Error]) -> String {
 impl Error {
     pub(crate) fn docker(
         context: impl Into<String>,
-        source: testcontainers::bollard::errors::Error,
+        source: crate::docker::bollard::errors::Error,
     ) -> Self {
         Error::Docker {
             context: context.into(),
             source,
+        }
+    }
+
+    pub(crate) fn connect(
+        service: &str,
+        endpoint: impl Into<String>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::Connect {
+            service: service.to_string(),
+            endpoint: endpoint.into(),
+            source: source.into(),
+        }
+    }
+
+    pub(crate) fn keeper(dir: &std::path::Path, problem: impl Into<String>) -> Self {
+        Error::Keeper {
+            dir: dir.to_path_buf(),
+            problem: problem.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn keeper_io(
+        dir: &std::path::Path,
+        problem: impl Into<String>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Keeper {
+            dir: dir.to_path_buf(),
+            problem: problem.into(),
+            source: Some(source),
+        }
+    }
+}
+
+/// `?` on a sqlx call in a function returning `drydock::Result`.
+#[cfg(feature = "postgres")]
+impl From<sqlx::Error> for Error {
+    fn from(source: sqlx::Error) -> Self {
+        Error::Client {
+            client: "sqlx",
+            source: source.into(),
+        }
+    }
+}
+
+/// `?` on a redis call in a function returning `drydock::Result`.
+#[cfg(feature = "redis")]
+impl From<redis::RedisError> for Error {
+    fn from(source: redis::RedisError) -> Self {
+        Error::Client {
+            client: "redis",
+            source: source.into(),
+        }
+    }
+}
+
+/// `?` on an rdkafka call in a function returning `drydock::Result`.
+#[cfg(feature = "kafka")]
+impl From<rdkafka::error::KafkaError> for Error {
+    fn from(source: rdkafka::error::KafkaError) -> Self {
+        Error::Client {
+            client: "rdkafka",
+            source: source.into(),
         }
     }
 }

@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 /// assert!(local.has_registry());
 /// # Ok::<(), drydock::Error>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ImageRef {
     repository: String,
     tag: String,
@@ -107,8 +107,13 @@ impl fmt::Display for ImageRef {
 }
 
 /// The environment variable that overrides the image of `service` (`DRYDOCK_IMAGE_POSTGRES`).
+/// Characters a variable name cannot hold become `_` (`my-app` → `DRYDOCK_IMAGE_MY_APP`).
 pub fn override_var(service: &str) -> String {
-    format!("DRYDOCK_IMAGE_{}", service.to_ascii_uppercase())
+    let name: String = service
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .collect();
+    format!("DRYDOCK_IMAGE_{name}")
 }
 
 /// Resolves the image that runs for `service`, from the process environment.

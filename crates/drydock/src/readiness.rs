@@ -9,8 +9,9 @@ use std::{future::Future, time::Duration};
 use tokio::time::Instant;
 
 use crate::{
-    docker::{log_tail, Engine, StartedContainer},
-    error::{Error, Result},
+    docker::{exit_code, log_tail},
+    error::{BoxError, Error, Result},
+    service::StartedContainer,
 };
 
 /// One probe attempt may take this long before it counts as failed, so a probe that hangs (a
@@ -22,16 +23,16 @@ const LOG_TAIL_LINES: usize = 40;
 
 /// Probes until `probe` succeeds, the container exits, or `bound` runs out.
 pub(crate) async fn wait_until_ready<F, Fut>(
-    engine: &Engine,
-    service: &'static str,
     container: &StartedContainer,
     bound: Duration,
     mut probe: F,
 ) -> Result<()>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = std::result::Result<(), String>>,
+    Fut: Future<Output = std::result::Result<(), BoxError>>,
 {
+    let service = container.service.clone();
+    let engine = &container.engine;
     let started = Instant::now();
     let deadline = started + bound;
     let mut pause = FIRST_PAUSE;
@@ -41,10 +42,10 @@ where
         let remaining = deadline.saturating_duration_since(Instant::now());
         let last_error = match tokio::time::timeout(remaining.min(ATTEMPT_TIMEOUT), probe()).await {
             Ok(Ok(())) => {
-                tracing::debug!(service, attempts, elapsed = ?started.elapsed(), "ready");
+                tracing::debug!(%service, attempts, elapsed = ?started.elapsed(), "ready");
                 return Ok(());
             }
-            Ok(Err(e)) => e,
+            Ok(Err(e)) => chain(&*e),
             Err(_) => format!(
                 "the probe did not answer within {:?}",
                 remaining.min(ATTEMPT_TIMEOUT)
@@ -66,23 +67,23 @@ where
                 log_tail: log_tail(engine, &container.id, LOG_TAIL_LINES).await,
             });
         }
-        tracing::trace!(service, attempts, %last_error, "not ready yet");
+        tracing::trace!(%service, attempts, %last_error, "not ready yet");
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(MAX_PAUSE);
     }
 }
 
-/// The exit code when the container has stopped; `None` while it runs (or cannot be inspected,
-/// in which case the probe's own bound still applies).
-async fn exit_code(engine: &Engine, id: &str) -> Option<i64> {
-    let state = engine
-        .docker()
-        .inspect_container(id, None)
-        .await
-        .ok()?
-        .state?;
-    if state.running == Some(true) || state.restarting == Some(true) {
-        return None;
+/// An error and its causes on one line.
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
     }
-    Some(state.exit_code.unwrap_or(-1))
+    text
 }

@@ -1,20 +1,43 @@
 //! Generated credentials.
 
 /// A fresh random password: 32 hex characters (122 bits from the OS generator, via UUID v4).
+#[cfg(feature = "postgres")]
 pub(crate) fn generate() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// A KRaft cluster id: 16 random bytes in URL-safe base64 without padding (22 characters).
+///
+/// The first character is always a letter: an id starting with `-` reads as an option to the
+/// broker's scripts (`--cluster-id -Kx…`), and the broker exits.
+#[cfg(feature = "kafka")]
 pub(crate) fn cluster_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let value = uuid::Uuid::new_v4().as_u128();
     (0..22)
-        .map(|i| ALPHABET[((value >> (i * 6)) & 63) as usize] as char)
+        .map(|i| {
+            let index = ((value >> (i * 6)) & 63) as usize;
+            // Letters are the first 52 of the alphabet.
+            let index = if i == 0 { index % 52 } else { index };
+            ALPHABET[index] as char
+        })
         .collect()
 }
 
 /// A short random id for names (8 hex characters).
+#[cfg(feature = "kafka")]
 pub(crate) fn short_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+}
+
+#[cfg(all(test, feature = "kafka"))]
+mod tests {
+    #[test]
+    fn cluster_ids_never_start_like_an_option() {
+        for _ in 0..10_000 {
+            let id = super::cluster_id();
+            assert_eq!(id.len(), 22);
+            assert!(id.starts_with(|c: char| c.is_ascii_alphabetic()), "{id}");
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Removal by label: the one mechanism behind teardown, failed starts and pruning.
 //!
-//! Whatever handle drydock holds or lost (testcontainers leaves a container behind when its start
-//! fails, a test may panic between two starts), a resource is found again by its labels.
+//! Whatever handle drydock holds or lost (a failed start leaves a container
+//! created, a test may panic between two starts), a resource is found again by its labels.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -118,11 +118,7 @@ pub(crate) fn remove_labelled_blocking(label: String, bound: Duration) -> Result
             let outcome = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| Error::Connect {
-                    service: "docker",
-                    endpoint: "teardown runtime".into(),
-                    cause: e.to_string(),
-                })
+                .map_err(|e| Error::connect("docker", "a teardown runtime", e))
                 .and_then(|runtime| {
                     runtime.block_on(async {
                         let engine = Engine::connect().await?;
@@ -131,11 +127,7 @@ pub(crate) fn remove_labelled_blocking(label: String, bound: Duration) -> Result
                 });
             let _ = tx.send(outcome);
         })
-        .map_err(|e| Error::Connect {
-            service: "docker",
-            endpoint: "teardown thread".into(),
-            cause: e.to_string(),
-        })?;
+        .map_err(|e| Error::connect("docker", "a teardown thread", e))?;
     rx.recv_timeout(bound)
         .map_err(|_| Error::Timeout { what, bound })?
 }

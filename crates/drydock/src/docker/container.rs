@@ -1,23 +1,29 @@
-//! Starting one labelled container through testcontainers.
+//! Creating, starting, inspecting and removing one labelled container, through the one client
+//! drydock keeps (bollard, the engine API client testcontainers itself uses).
+//!
+//! testcontainers' `Image` is the description users bring (see
+//! [`Container`](crate::service::container::Container)); creating and removing go through here,
+//! so labels, loopback-only ports, registry credentials and removal by label hold for every
+//! container, whoever described it.
 
 use std::{collections::HashMap, time::Duration};
 
 use futures::StreamExt;
-use testcontainers::{
-    bollard::{
-        models::PortBinding,
-        query_parameters::{CreateImageOptionsBuilder, LogsOptionsBuilder},
+use testcontainers::bollard::{
+    exec::{CreateExecOptions, StartExecResults},
+    models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig, PortBinding},
+    query_parameters::{
+        CreateContainerOptionsBuilder, CreateImageOptionsBuilder, LogsOptionsBuilder,
+        RemoveContainerOptionsBuilder,
     },
-    core::{IntoContainerPort, WaitFor},
-    runners::AsyncRunner,
-    GenericImage, ImageExt,
 };
 use tracing::Instrument;
 
 use super::Engine;
 use crate::{
-    error::{Error, Result},
-    image::{override_var, ImageRef},
+    error::{BoxError, Error, Result},
+    image::override_var,
+    service::{start::Placement, ContainerPlan, StartedContainer},
 };
 
 /// How long pulling a missing image may take before it is an error.
@@ -25,157 +31,159 @@ const PULL_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long the engine may take to create and start a container (readiness is bounded apart).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// What a service wants from Docker: everything but identity, which the environment adds.
-#[derive(Clone, Debug)]
-pub(crate) struct ContainerPlan {
-    pub service: &'static str,
-    pub image: ImageRef,
-    pub env: Vec<(String, String)>,
-    pub cmd: Vec<String>,
-    /// Container ports to publish, each on a free host port of the bind address.
-    pub ports: Vec<u16>,
-    /// `(host, container)` ports to publish as given (see `PlanContext::host_port`).
-    pub fixed_ports: Vec<(u16, u16)>,
-    /// Paths mounted as tmpfs, with their mount options: fast, and nothing survives as a volume.
-    pub tmpfs: Vec<(&'static str, &'static str)>,
-}
-
-/// A container that is running (not necessarily ready) and how to reach it.
-#[derive(Debug)]
-pub(crate) struct StartedContainer {
-    pub id: String,
-    /// The container's name, which resolves on the environment's network.
-    pub name: String,
-    pub host: String,
-    ports: HashMap<u16, u16>,
-}
-
-impl StartedContainer {
-    /// The host port a container port was published on.
-    pub fn host_port(&self, container_port: u16) -> u16 {
-        // Every planned port was mapped in `start`, so the lookup cannot miss for planned ports.
-        self.ports
-            .get(&container_port)
-            .copied()
-            .unwrap_or(container_port)
-    }
-}
-
-/// Starts `plan` as container `name` on `network`, carrying `labels`.
+/// Creates and starts `plan` as container `name` on the placement's network, carrying its labels.
 pub(crate) async fn start(
     engine: &Engine,
-    plan: ContainerPlan,
-    name: String,
-    network: &str,
-    labels: HashMap<String, String>,
+    service: &str,
+    plan: &ContainerPlan,
+    name: &str,
+    placement: &Placement,
 ) -> Result<StartedContainer> {
-    ensure_image(engine, &plan).await?;
-    let start_failed = |cause: String| Error::StartFailed {
-        service: plan.service,
+    ensure_image(engine, service, plan).await?;
+    let start_failed = |source| Error::StartFailed {
+        service: service.to_string(),
         image: plan.image.to_string(),
-        cause,
+        source,
     };
-
-    let mut image = GenericImage::new(plan.image.repository(), plan.image.tag())
-        .with_wait_for(WaitFor::Nothing);
     let bindings: Vec<(u16, Option<u16>)> = plan
         .ports
         .iter()
         .map(|port| (*port, None))
-        .chain(
-            plan.fixed_ports
-                .iter()
-                .map(|(host, port)| (*port, Some(*host))),
-        )
+        .chain(plan.fixed_ports.iter().map(|(host, port)| (*port, Some(*host))))
         .collect();
-    for (port, _) in &bindings {
-        image = image.with_exposed_port(port.tcp());
-    }
     let bind_ip = engine.bind_ip().to_string();
-    let ports = bindings.clone();
-    let tmpfs: HashMap<String, String> = plan
-        .tmpfs
-        .iter()
-        .map(|(path, options)| (path.to_string(), options.to_string()))
-        .collect();
-    let mut request = image
-        .with_container_name(name.clone())
-        .with_network(network)
-        .with_labels(labels)
-        .with_startup_timeout(START_TIMEOUT)
-        .with_host_config_modifier(move |host_config| {
-            // Publish on the bind address only (loopback by default), never on 0.0.0.0.
-            host_config.publish_all_ports = Some(false);
-            host_config.port_bindings = Some(
-                ports
-                    .iter()
-                    .map(|(port, host)| {
-                        let binding = PortBinding {
-                            host_ip: Some(bind_ip.clone()),
-                            host_port: Some(host.map(|h| h.to_string()).unwrap_or_default()),
-                        };
-                        (format!("{port}/tcp"), Some(vec![binding]))
-                    })
-                    .collect(),
-            );
-            if !tmpfs.is_empty() {
-                host_config.tmpfs = Some(tmpfs.clone());
+    let host_config = HostConfig {
+        // Publish on the bind address only (loopback by default), never on 0.0.0.0.
+        publish_all_ports: Some(false),
+        port_bindings: Some(
+            bindings
+                .iter()
+                .map(|(port, host)| {
+                    let binding = PortBinding {
+                        host_ip: Some(bind_ip.clone()),
+                        host_port: Some(host.map(|h| h.to_string()).unwrap_or_default()),
+                    };
+                    (format!("{port}/tcp"), Some(vec![binding]))
+                })
+                .collect(),
+        ),
+        tmpfs: (!plan.tmpfs.is_empty()).then(|| {
+            plan.tmpfs
+                .iter()
+                .map(|path| (path.clone(), "rw".to_string()))
+                .collect()
+        }),
+        network_mode: Some(placement.network.clone()),
+        ..Default::default()
+    };
+    let mut aliases = vec![service.to_string()];
+    aliases.extend(plan.aliases.iter().cloned());
+    let body = ContainerCreateBody {
+        image: Some(plan.image.to_string()),
+        env: Some(plan.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        cmd: (!plan.cmd.is_empty()).then(|| plan.cmd.clone()),
+        entrypoint: plan.entrypoint.clone(),
+        working_dir: plan.working_dir.clone(),
+        user: plan.user.clone(),
+        exposed_ports: Some(
+            bindings
+                .iter()
+                .map(|(port, _)| format!("{port}/tcp"))
+                .collect(),
+        ),
+        labels: Some(placement.labels.clone()),
+        host_config: Some(host_config),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                placement.network.clone(),
+                EndpointSettings {
+                    aliases: Some(aliases),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        ..Default::default()
+    };
+    let docker = engine.docker();
+    let create = async {
+        let options = CreateContainerOptionsBuilder::new().name(name).build();
+        let created = docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(start_failed)?;
+        if let Err(e) = docker.start_container(&created.id, None).await {
+            // Decided by the fact, not the engine's wording: a fixed port nobody can bind now
+            // was taken between its reservation and this start.
+            if let Some((port, _)) = plan
+                .fixed_ports
+                .iter()
+                .find(|(host, _)| std::net::TcpListener::bind((bind_ip.as_str(), *host)).is_err())
+            {
+                return Err(Error::PortTaken {
+                    service: service.to_string(),
+                    port: *port,
+                });
             }
-        });
-    for (key, value) in &plan.env {
-        request = request.with_env_var(key, value);
-    }
-    if !plan.cmd.is_empty() {
-        request = request.with_cmd(plan.cmd.iter());
-    }
-
-    let handle = request
-        .start()
+            return Err(start_failed(e));
+        }
+        Ok(created.id)
+    };
+    let id = tokio::time::timeout(START_TIMEOUT, create)
         .await
-        .map_err(|e| start_failed(e.to_string()))?;
-    let id = handle.id().to_string();
-    let published = handle.ports().await;
-    // drydock removes containers by label, from a runtime of its own (see `cleanup`). The handle's
-    // own Drop would remove the container a second time through a client whose connections
-    // belong to the caller's runtime, which may be the very current-thread runtime that is
-    // blocked in our drop: so the handle is released without running it.
-    std::mem::forget(handle);
-    let published = published.map_err(|e| start_failed(format!("reading published ports: {e}")))?;
-    let mut mapped = HashMap::new();
+        .map_err(|_| Error::Timeout {
+            what: format!("creating and starting the {service} container"),
+            bound: START_TIMEOUT,
+        })??;
+    let inspected = docker
+        .inspect_container(&id, None)
+        .await
+        .map_err(|e| Error::docker(format!("inspecting the {service} container"), e))?;
+    let published = inspected
+        .network_settings
+        .and_then(|n| n.ports)
+        .unwrap_or_default();
+    let mut ports = HashMap::new();
     for (port, _) in &bindings {
         let host_port = published
-            .map_to_host_port_ipv4(port.tcp())
-            .ok_or_else(|| start_failed(format!("port {port} was not published")))?;
-        mapped.insert(*port, host_port);
+            .get(&format!("{port}/tcp"))
+            .and_then(|b| b.as_ref())
+            .and_then(|b| b.iter().find_map(|b| b.host_port.as_ref()?.parse().ok()));
+        if let Some(host_port) = host_port {
+            ports.insert(*port, host_port);
+        }
     }
     Ok(StartedContainer {
+        engine: engine.clone(),
+        service: service.to_string(),
+        image: plan.image.to_string(),
         id,
-        name,
+        name: name.to_string(),
         host: engine.host().to_string(),
-        ports: mapped,
+        ports,
     })
 }
 
-/// Makes sure the image is on this machine, pulling it (bounded) when it is not, so a missing
-/// image is one clear error instead of testcontainers' pull-on-404 with an unbounded wait.
-async fn ensure_image(engine: &Engine, plan: &ContainerPlan) -> Result<()> {
+/// Makes sure the image is on this machine, pulling it (bounded, with the registry's
+/// credentials when the Docker config has them) when it is not.
+async fn ensure_image(engine: &Engine, service: &str, plan: &ContainerPlan) -> Result<()> {
     let docker = engine.docker();
     let reference = plan.image.to_string();
     if docker.inspect_image(&reference).await.is_ok() {
         return Ok(());
     }
     let unavailable = |cause: String| Error::ImageUnavailable {
-        service: plan.service,
+        service: service.to_string(),
         image: reference.clone(),
-        env_var: override_var(plan.service),
+        env_var: override_var(service),
         cause,
     };
     let options = CreateImageOptionsBuilder::new()
         .from_image(plan.image.repository())
         .tag(plan.image.tag())
         .build();
+    let credentials = super::credentials_for(plan.image.repository());
     let pull = async {
-        let mut progress = docker.create_image(Some(options), None, None);
+        let mut progress = docker.create_image(Some(options), None, credentials);
         while let Some(step) = progress.next().await {
             step.map_err(|e| unavailable(e.to_string()))?;
         }
@@ -214,36 +222,84 @@ pub(crate) async fn log_tail(engine: &Engine, container_id: &str, lines: usize) 
     }
 }
 
+/// Runs `cmd` in the container; its exit code and output, within `timeout`.
+pub(crate) async fn exec(
+    engine: &Engine,
+    container_id: &str,
+    cmd: &[String],
+    timeout: Duration,
+) -> std::result::Result<(i64, String), BoxError> {
+    let docker = engine.docker();
+    let run = async {
+        let created = docker
+            .create_exec(
+                container_id,
+                CreateExecOptions {
+                    cmd: Some(cmd.to_vec()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let mut output = String::new();
+        if let StartExecResults::Attached { output: mut out, .. } =
+            docker.start_exec(&created.id, None).await?
+        {
+            while let Some(chunk) = out.next().await {
+                output.push_str(&String::from_utf8_lossy(&chunk?.into_bytes()));
+            }
+        }
+        let code = docker.inspect_exec(&created.id).await?.exit_code.unwrap_or(-1);
+        Ok::<_, BoxError>((code, output))
+    };
+    tokio::time::timeout(timeout, run)
+        .await
+        .map_err(|_| format!("`{}` did not finish within {timeout:?}", cmd.join(" ")))?
+}
+
+/// The container's health status (`healthy`, `starting`, …) when its image has a health check.
+pub(crate) async fn health(engine: &Engine, container_id: &str) -> Option<String> {
+    let state = engine
+        .docker()
+        .inspect_container(container_id, None)
+        .await
+        .ok()?
+        .state?;
+    state.health?.status.map(|s| s.to_string())
+}
+
+/// The exit code when the container has stopped; `None` while it runs (or cannot be inspected,
+/// in which case the probe's own bound still applies).
+pub(crate) async fn exit_code(engine: &Engine, id: &str) -> Option<i64> {
+    let state = engine
+        .docker()
+        .inspect_container(id, None)
+        .await
+        .ok()?
+        .state?;
+    if state.running == Some(true) || state.restarting == Some(true) {
+        return None;
+    }
+    Some(state.exit_code.unwrap_or(-1))
+}
+
 /// A free port on the bind address, for a service that must know its published port up front.
-/// Free now; `port_taken` recognises the rare start that loses it to another process.
-pub(crate) fn reserve_port(engine: &Engine) -> Result<u16> {
-    let listener =
-        std::net::TcpListener::bind((engine.bind_ip(), 0)).map_err(|e| Error::StartFailed {
-            service: "docker",
-            image: String::new(),
-            cause: format!("no free port on {}: {e}", engine.bind_ip()),
-        })?;
+pub(crate) fn reserve_port(bind_ip: &str) -> Result<u16> {
+    let unavailable = |e: std::io::Error| Error::Spec {
+        service: "docker".into(),
+        problem: format!("no free port on the bind address {bind_ip}: {e}"),
+        fix: "check DRYDOCK_BIND_IP, or free some ports".into(),
+    };
+    let listener = std::net::TcpListener::bind((bind_ip, 0)).map_err(unavailable)?;
     listener
         .local_addr()
         .map(|a| a.port())
-        .map_err(|e| Error::StartFailed {
-            service: "docker",
-            image: String::new(),
-            cause: format!("no free port on {}: {e}", engine.bind_ip()),
-        })
-}
-
-/// Whether a start failed because its fixed host port was taken.
-pub(crate) fn port_taken(error: &Error) -> bool {
-    matches!(error, Error::StartFailed { cause, .. }
-        if cause.contains("port is already allocated") || cause.contains("address already in use"))
+        .map_err(unavailable)
 }
 
 /// Removes a container by name, ignoring absence (a failed start leaves it created).
 pub(crate) async fn remove_container(engine: &Engine, name: &str) {
-    let options = testcontainers::bollard::query_parameters::RemoveContainerOptionsBuilder::new()
-        .force(true)
-        .v(true)
-        .build();
+    let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
     let _ = engine.docker().remove_container(name, Some(options)).await;
 }

@@ -1,8 +1,9 @@
 //! The Docker runtime: finding the engine, starting labelled containers, removing them.
 //!
-//! Containers are started through the `testcontainers` crate; drydock adds what it lacks for this
-//! job: ports published on loopback only, host resolution that is right on VMs with a stray
-//! `/.dockerenv`, a bounded image check with a clear error, and removal by label.
+//! One client (bollard, which testcontainers uses too) does all of it; drydock adds what
+//! tests need: ports published on loopback only, host resolution that is right on VMs with a
+//! stray `/.dockerenv`, a bounded image pull with registry credentials and a clear error, and
+//! removal by label.
 
 mod cleanup;
 mod container;
@@ -12,7 +13,12 @@ mod host;
 pub(crate) use cleanup::remove_labelled_blocking;
 pub use cleanup::{remove_labelled, Removed};
 pub(crate) use container::{
-    log_tail, port_taken, remove_container, reserve_port, start, ContainerPlan, StartedContainer,
+    exec, exit_code, health, log_tail, remove_container, reserve_port, start,
 };
 pub use engine::Engine;
 pub use testcontainers::bollard;
+
+/// Registry credentials for pulling `repository` (until the auth module lands).
+pub(crate) fn credentials_for(_repository: &str) -> Option<bollard::auth::DockerCredentials> {
+    None
+}

@@ -1,119 +1,223 @@
-//! The services drydock runs, one module each, and the one routine that starts any of them.
+//! The service model: one trait describes everything drydock does with a service.
 //!
-//! A service says how to run it (a [`ContainerPlan`]) and how to know it is ready (a probe over
-//! its own protocol); starting, labelling, bounding and reporting are the same for all.
+//! A [`Service`] says how to run it (a [`ContainerPlan`]), when it is ready (a probe over its own
+//! protocol), what a test's slice of it is and how one is cut ([`Service::cut`], a [`Lease`] that
+//! gives itself back when dropped), the one [`Handle`](Service::Handle) a test holds — the same
+//! type for an owned environment (the default scope) and a slice of a shared one — and the
+//! variables a system under test reads. PostgreSQL, Redis, Kafka, the stub server and users'
+//! own containers all implement it; nothing in the environment, the keeper or the slice names a
+//! service.
+//!
+//! A service of your own is a type that implements [`Service`] plus one [`register_service!`]
+//! line, so that the keeper of a shared environment (the test binary, re-executed) can rebuild
+//! it from its spec. See `tests/beanstalk/` in drydock's repository for a whole one: a
+//! beanstalkd server with a tube per test.
+//!
+//! ```
+//! use drydock::service::{Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer};
+//! use drydock::{BoxError, ImageRef, Result};
+//! use serde::{Deserialize, Serialize};
+//!
+//! /// memcached, with a key prefix per test.
+//! #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+//! struct Memcached { common: Common }
+//!
+//! impl Service for Memcached {
+//!     const KIND: &'static str = "memcached";
+//!     type Server = String;          // host:port
+//!     type Slicer = ();
+//!     type Scope = String;           // the key prefix
+//!     type Handle = (String, String);
+//!
+//!     fn common(&self) -> &Common { &self.common }
+//!     fn common_mut(&mut self) -> &mut Common { &mut self.common }
+//!     fn default_image(&self) -> &str { "memcached:1.6" }
+//!     fn plan(&self, image: ImageRef, _: &mut PlanContext) -> Result<ContainerPlan> {
+//!         Ok(ContainerPlan::new(image).port(11211))
+//!     }
+//!     fn server(&self, _: &ContainerPlan, c: &StartedContainer) -> Result<String> {
+//!         Ok(format!("{}:{}", c.host(), c.host_port(11211)?))
+//!     }
+//!     async fn probe(&self, server: &String, _: &StartedContainer) -> Result<(), BoxError> {
+//!         tokio::net::TcpStream::connect(server).await?;
+//!         Ok(())
+//!     }
+//!     async fn prepare(&self, _: &String, _: Sharing) -> Result<()> { Ok(()) }
+//!     fn owned_scope(_: &()) -> String { String::new() }
+//!     async fn cut(_: &std::sync::Arc<()>, slice: SliceId) -> Result<Lease<String>> {
+//!         Ok(Lease::unguarded(slice.prefix()))
+//!     }
+//!     fn handle(server: &String, prefix: String) -> (String, String) { (server.clone(), prefix) }
+//!     fn vars((server, prefix): &(String, String)) -> Vec<(String, String)> {
+//!         vec![("MEMCACHED_ADDR".into(), server.clone()), ("MEMCACHED_PREFIX".into(), prefix.clone())]
+//!     }
+//! }
+//! drydock::register_service!(Memcached);
+//! ```
 
+pub mod container;
+mod dynamic;
+mod lease;
+mod plan;
+pub(crate) mod registry;
+pub(crate) mod start;
+
+#[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "stub")]
 pub mod stub;
 
-use std::{collections::HashMap, future::Future, time::Duration};
+use std::{fmt, future::Future, path::Path, sync::Arc, time::Duration};
 
-use tracing::Instrument;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+pub(crate) use dynamic::{AnyService, Entry, Started};
+pub use lease::{Lease, SliceId};
+pub use plan::{ContainerPlan, PlanContext, StartedContainer};
+pub use registry::Registration;
 
 use crate::{
-    docker::{self, ContainerPlan, Engine, StartedContainer},
-    error::Result,
-    image::{self, ImageRef},
-    readiness,
+    error::{BoxError, Result},
+    image::ImageRef,
 };
 
-/// How a kind of service is run and probed.
-pub(crate) trait Service: std::fmt::Debug + Send + Sync {
-    /// The service's name: in labels, container names, errors and `DRYDOCK_IMAGE_<KIND>`.
+/// How long a service may take to be ready unless it or the user says otherwise.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Whether a service runs for one test (owned [`Env`](crate::Env)) or for a whole run, cut into
+/// slices (a shared environment's keeper).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sharing {
+    /// One test's: the handle uses the default scope (database `drydock`, Redis db 0, …).
+    Owned,
+    /// A run's: every test gets a slice cut with [`Service::cut`].
+    Shared,
+}
+
+/// The knobs every service has, kept in one place ([`ServiceExt`] sets them on any service).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Common {
+    /// The image set in code (`DRYDOCK_IMAGE_<KIND>` still wins).
+    pub image: Option<String>,
+    /// How long the service may take to be ready.
+    pub ready_timeout: Option<Duration>,
+}
+
+/// A kind of service drydock runs in a container; see the [module docs](self) for an example.
+///
+/// The spec (`Self`) and the [`Server`](Self::Server) are serialisable because a shared
+/// environment is started by the keeper process, which rebuilds the spec from JSON and hands
+/// servers and scopes to test processes over a socket.
+pub trait Service: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static {
+    /// The kind's name: in labels, container names, errors and `DRYDOCK_IMAGE_<KIND>`.
     const KIND: &'static str;
-    /// What the plan generated that clients need (credentials).
-    type Access: Send;
-    /// The running service as tests see it.
-    type Server: Probe + Send + Sync;
+    /// The running server: addresses and generated credentials.
+    type Server: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static;
+    /// What slices are cut from, prepared once per environment (a template and its clone pool,
+    /// a set of free databases); `()` when cutting needs nothing.
+    type Slicer: Send + Sync + 'static;
+    /// One test's part: a database name, a Redis db number, a name prefix, a namespace.
+    type Scope: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static;
+    /// What a test holds: the server in a scope. The same type for owned and sliced use.
+    type Handle: Clone + fmt::Debug + Send + Sync + 'static;
 
+    /// The knobs shared by every service.
+    fn common(&self) -> &Common;
+    /// The same, to change.
+    fn common_mut(&mut self) -> &mut Common;
     /// The official image users get unless they or their CI choose another.
-    fn default_image(&self) -> &'static str;
-    /// The image set in code, if any.
-    fn image_in_code(&self) -> Option<&str>;
-    /// How long readiness may take.
-    fn ready_timeout(&self) -> Duration;
-    /// The container to run, with the credentials generated for it.
-    fn plan(&self, image: ImageRef, context: &PlanContext) -> (ContainerPlan, Self::Access);
-    /// The server, once its container runs.
-    fn server(&self, access: Self::Access, container: &StartedContainer) -> Self::Server;
-}
-
-/// One readiness check over the service's own protocol.
-pub(crate) trait Probe {
-    /// `Ok` once the service does real work; otherwise the reason, for the timeout error.
-    fn probe(&self) -> impl Future<Output = std::result::Result<(), String>> + Send;
-}
-
-/// What a plan may need to know before its container exists.
-pub(crate) struct PlanContext {
-    /// The container's name, which resolves on the environment's network.
-    pub container_name: String,
-    /// Where this process reaches published ports.
-    pub host: String,
-    /// A free host port, reserved for a service that must know its published port up front
-    /// (Kafka advertises it); publish it with `ContainerPlan::fixed_ports`.
-    pub host_port: u16,
-}
-
-/// How often a start is retried when the reserved host port was taken in the meantime.
-const PORT_ATTEMPTS: usize = 3;
-
-/// Where a service's container goes and what it carries (owned: an engine is a cheap handle).
-pub(crate) struct Placement {
-    pub engine: Engine,
-    /// The environment's network; also the prefix of its containers' names.
-    pub network: String,
-    pub labels: HashMap<String, String>,
-}
-
-/// Starts `service` and waits until it is ready. On failure the container may remain; the caller's
-/// [`InstanceGuard`](crate::env) removes everything by label, which also covers what
-/// testcontainers leaves behind after a failed start.
-pub(crate) async fn start<S: Service>(service: &S, placement: Placement) -> Result<S::Server> {
-    let image = image::resolve(S::KIND, service.default_image(), service.image_in_code())?;
-    let span = tracing::info_span!("start", service = S::KIND, %image);
-    async {
-        let name = format!("{}-{}", placement.network, S::KIND);
-        let mut attempt = 0;
-        let (started, access) = loop {
-            attempt += 1;
-            let context = PlanContext {
-                container_name: name.clone(),
-                host: placement.engine.host().to_string(),
-                host_port: docker::reserve_port(&placement.engine)?,
-            };
-            let (plan, access) = service.plan(image.clone(), &context);
-            match docker::start(
-                &placement.engine,
-                plan,
-                name.clone(),
-                &placement.network,
-                placement.labels.clone(),
-            )
-            .await
-            {
-                Ok(started) => break (started, access),
-                // Another process took the reserved port between reservation and start.
-                Err(e) if attempt < PORT_ATTEMPTS && docker::port_taken(&e) => {
-                    docker::remove_container(&placement.engine, &name).await;
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        let server = service.server(access, &started);
-        readiness::wait_until_ready(
-            &placement.engine,
-            S::KIND,
-            &started,
-            service.ready_timeout(),
-            || server.probe(),
-        )
-        .instrument(tracing::debug_span!("readiness"))
-        .await?;
-        Ok(server)
+    fn default_image(&self) -> &str;
+    /// How long readiness may take unless the user says otherwise.
+    fn default_ready_timeout(&self) -> Duration {
+        DEFAULT_READY_TIMEOUT
     }
-    .instrument(span)
-    .await
+    /// This service's name in the environment (its kind unless several of a kind exist).
+    fn name(&self) -> &str {
+        Self::KIND
+    }
+    /// The names of services that must be ready before this one starts.
+    fn depends_on(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// What makes two specs the same environment. By default the spec itself; a service that
+    /// reads files adds their content (a changed migration is another environment).
+    fn identity(&self) -> Result<serde_json::Value> {
+        serde_json::to_value(self).map_err(|e| spec_error(self.name(), e))
+    }
+    /// Makes the spec's relative paths absolute against `base` (the calling crate's directory),
+    /// so that the spec means the same in the keeper's process.
+    fn resolve_paths(&mut self, _base: &Path) -> Result<()> {
+        Ok(())
+    }
+    /// The container to run.
+    fn plan(&self, image: ImageRef, context: &mut PlanContext) -> Result<ContainerPlan>;
+    /// The server, once its container runs.
+    fn server(&self, plan: &ContainerPlan, container: &StartedContainer) -> Result<Self::Server>;
+    /// One readiness check over the service's own protocol: `Ok` once it does real work.
+    fn probe(
+        &self,
+        server: &Self::Server,
+        container: &StartedContainer,
+    ) -> impl Future<Output = std::result::Result<(), BoxError>> + Send;
+    /// Once ready: applies what the spec asks (schema, mappings) and prepares slicing.
+    fn prepare(
+        &self,
+        server: &Self::Server,
+        sharing: Sharing,
+    ) -> impl Future<Output = Result<Self::Slicer>> + Send;
+    /// The scope of an owned environment's handle (the default scope).
+    fn owned_scope(slicer: &Self::Slicer) -> Self::Scope;
+    /// Cuts one test's slice; the lease gives it back when dropped (the keeper drops it when
+    /// the test's connection closes, however the test ended).
+    fn cut(
+        slicer: &Arc<Self::Slicer>,
+        slice: SliceId,
+    ) -> impl Future<Output = Result<Lease<Self::Scope>>> + Send;
+    /// The handle of `server` in `scope`.
+    fn handle(server: &Self::Server, scope: Self::Scope) -> Self::Handle;
+    /// What a system under test reads (`DATABASE_URL`, …).
+    fn vars(handle: &Self::Handle) -> Vec<(String, String)>;
+    /// Lines shown when a test fails: how to connect, what the slice is.
+    fn diagnose(_handle: &Self::Handle) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Options every service takes, in the style of testcontainers' `ImageExt`.
+///
+/// ```
+/// use drydock::{Postgres, ServiceExt};
+///
+/// let postgres = Postgres::default()
+///     .image("postgres:16-alpine")
+///     .ready_timeout(std::time::Duration::from_secs(90));
+/// # let _ = postgres;
+/// ```
+pub trait ServiceExt: Service {
+    /// Runs this image instead of the default (`DRYDOCK_IMAGE_<KIND>` still wins, so CI can
+    /// substitute).
+    fn image(mut self, image: impl Into<String>) -> Self {
+        self.common_mut().image = Some(image.into());
+        self
+    }
+
+    /// How long the service may take to be ready.
+    fn ready_timeout(mut self, bound: Duration) -> Self {
+        self.common_mut().ready_timeout = Some(bound);
+        self
+    }
+}
+
+impl<S: Service> ServiceExt for S {}
+
+pub(crate) fn spec_error(service: &str, e: serde_json::Error) -> crate::Error {
+    crate::Error::Spec {
+        service: service.to_string(),
+        problem: format!("its spec cannot be serialised: {e}"),
+        fix: "make every field of the service serialisable".into(),
+    }
 }

@@ -5,18 +5,22 @@
 //! environment each slice gets a namespace of its own (`/__ns/<name>`), which starts with the
 //! spec's mappings and keeps its stubs and journal apart from every other test's.
 
-use std::{fmt, path::PathBuf, time::Duration};
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use drydock_stub::StubServer;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{PlanContext, Probe, Service};
+use super::{Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer};
 use crate::{
-    docker::{ContainerPlan, StartedContainer},
-    error::Result,
+    error::{BoxError, Error, Result},
     image::ImageRef,
-    service::postgres::schema,
+    paths,
 };
 
 /// The port the stub server listens on inside its container.
@@ -30,53 +34,19 @@ pub const PORT: u16 = 8080;
 /// let env = Env::builder().with_stub(HttpStub::default().mappings("tests/wiremock"));
 /// # let _ = env;
 /// ```
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct HttpStub {
-    image: Option<String>,
+    common: Common,
     mappings: Option<PathBuf>,
-    ready_timeout: Duration,
-}
-
-impl Default for HttpStub {
-    fn default() -> Self {
-        HttpStub {
-            image: None,
-            mappings: None,
-            ready_timeout: Duration::from_secs(30),
-        }
-    }
 }
 
 impl HttpStub {
-    /// Runs this image instead of `drydock/stub:<version>` (`DRYDOCK_IMAGE_STUB` still wins).
-    pub fn image(mut self, image: impl Into<String>) -> Self {
-        self.image = Some(image.into());
-        self
-    }
-
     /// WireMock mappings every test starts with (a directory; see `drydock_stub::mappings`).
     /// They are read and checked before any container starts; their content is part of the
     /// environment's identity.
     pub fn mappings(mut self, dir: impl Into<PathBuf>) -> Self {
         self.mappings = Some(dir.into());
         self
-    }
-
-    /// How long the server may take to answer its health check (30 s by default).
-    pub fn ready_timeout(mut self, bound: Duration) -> Self {
-        self.ready_timeout = bound;
-        self
-    }
-
-    pub(crate) fn ready_bound(&self) -> Duration {
-        self.ready_timeout
-    }
-
-    pub(crate) fn resolve_paths(&mut self) -> Result<()> {
-        if let Some(dir) = &self.mappings {
-            self.mappings = Some(schema::absolute(dir, "stub mappings directory")?);
-        }
-        Ok(())
     }
 
     /// The mappings, read and checked.
@@ -86,67 +56,153 @@ impl HttpStub {
             None => Ok(Vec::new()),
         }
     }
+}
 
-    /// A hash of the mappings as loaded, so changed files make another environment.
-    pub(crate) fn fingerprint(&self) -> Result<String> {
-        let stubs = serde_json::to_vec(&self.load_mappings()?).unwrap_or_default();
-        Ok(hex::encode(&Sha256::digest(stubs)[..8]))
-    }
-
-    /// Mounts the spec's mappings on the server's root namespace.
-    pub(crate) async fn install(&self, endpoint: &StubEndpoint) -> Result<()> {
-        let stubs = self.load_mappings()?;
-        if !stubs.is_empty() {
-            endpoint.admin().await?.mount_all(stubs).await?;
-        }
-        Ok(())
-    }
+/// What slices are cut from: the server's root, where the spec's mappings are mounted.
+pub struct StubSlicer {
+    root: StubEndpoint,
+    sharing: Sharing,
 }
 
 impl Service for HttpStub {
     const KIND: &'static str = "stub";
-    type Access = ();
     type Server = StubEndpoint;
+    type Slicer = StubSlicer;
+    type Scope = String;
+    type Handle = StubEndpoint;
 
-    fn default_image(&self) -> &'static str {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn common_mut(&mut self) -> &mut Common {
+        &mut self.common
+    }
+
+    fn default_image(&self) -> &str {
         concat!("drydock/stub:", env!("CARGO_PKG_VERSION"))
     }
 
-    fn image_in_code(&self) -> Option<&str> {
-        self.image.as_deref()
+    fn default_ready_timeout(&self) -> Duration {
+        Duration::from_secs(30)
     }
 
-    fn ready_timeout(&self) -> Duration {
-        self.ready_timeout
+    fn identity(&self) -> Result<serde_json::Value> {
+        // The mappings as loaded, so changed files make another environment.
+        let stubs = serde_json::to_vec(&self.load_mappings()?).unwrap_or_default();
+        Ok(serde_json::json!({
+            "spec": serde_json::to_value(self).map_err(|e| super::spec_error(Self::KIND, e))?,
+            "mappings": hex::encode(&Sha256::digest(stubs)[..8]),
+        }))
     }
 
-    fn plan(&self, image: ImageRef, _: &PlanContext) -> (ContainerPlan, ()) {
-        let plan = ContainerPlan {
-            service: Self::KIND,
-            image,
-            env: vec![
-                ("DRYDOCK_STUB_BIND".into(), "0.0.0.0".into()),
-                ("DRYDOCK_STUB_PORT".into(), PORT.to_string()),
-            ],
-            cmd: Vec::new(),
-            ports: vec![PORT],
-            fixed_ports: Vec::new(),
-            tmpfs: Vec::new(),
-        };
-        (plan, ())
-    }
-
-    fn server(&self, _: (), container: &StartedContainer) -> StubEndpoint {
-        StubEndpoint {
-            host: container.host.clone(),
-            port: container.host_port(PORT),
-            container_name: container.name.clone(),
-            namespace: String::new(),
+    fn resolve_paths(&mut self, base: &Path) -> Result<()> {
+        if let Some(dir) = &self.mappings {
+            self.mappings = Some(paths::resolve(base, dir, "stub mappings directory")?);
         }
+        Ok(())
+    }
+
+    fn plan(&self, image: ImageRef, _: &mut PlanContext) -> Result<ContainerPlan> {
+        Ok(ContainerPlan::new(image)
+            .env("DRYDOCK_STUB_BIND", "0.0.0.0")
+            .env("DRYDOCK_STUB_PORT", PORT.to_string())
+            .port(PORT))
+    }
+
+    fn server(&self, _: &ContainerPlan, container: &StartedContainer) -> Result<StubEndpoint> {
+        Ok(StubEndpoint {
+            host: container.host().to_string(),
+            port: container.host_port(PORT)?,
+            container_name: container.name().to_string(),
+            namespace: String::new(),
+        })
+    }
+
+    async fn probe(
+        &self,
+        server: &StubEndpoint,
+        _: &StartedContainer,
+    ) -> std::result::Result<(), BoxError> {
+        let handle = StubServer::connect(&server.url()).await?;
+        drop(handle.verify_on_drop(false));
+        Ok(())
+    }
+
+    async fn prepare(&self, server: &StubEndpoint, sharing: Sharing) -> Result<StubSlicer> {
+        // Mounted on the root: every slice's namespace starts from the root's stubs.
+        let stubs = self.load_mappings()?;
+        if !stubs.is_empty() {
+            server.admin().await?.mount_all(stubs).await?;
+        }
+        Ok(StubSlicer {
+            root: server.clone(),
+            sharing,
+        })
+    }
+
+    fn owned_scope(_: &StubSlicer) -> String {
+        String::new()
+    }
+
+    async fn cut(slicer: &Arc<StubSlicer>, slice: SliceId) -> Result<Lease<String>> {
+        if slicer.sharing == Sharing::Owned {
+            return Ok(Lease::unguarded(String::new()));
+        }
+        let name = slice.name();
+        slicer.root.admin().await?.namespace(&name).await?;
+        Ok(Lease::new(
+            name.clone(),
+            SliceNamespace {
+                root: slicer.root.clone(),
+                name,
+            },
+        ))
+    }
+
+    fn handle(server: &StubEndpoint, namespace: String) -> StubEndpoint {
+        StubEndpoint {
+            namespace,
+            ..server.clone()
+        }
+    }
+
+    fn vars(stub: &StubEndpoint) -> Vec<(String, String)> {
+        vec![("STUB_URL".into(), stub.url())]
+    }
+
+    fn diagnose(stub: &StubEndpoint) -> Vec<String> {
+        vec![
+            format!("namespace: {:?}", stub.namespace().unwrap_or("")),
+            format!("journal: curl -s {}/__admin/requests", stub.url()),
+            format!("near misses: curl -s {}/__admin/requests/unmatched", stub.url()),
+        ]
     }
 }
 
-/// Where a stub server (or one test's namespace of it) is reached.
+/// A slice's namespace, removed with its stubs and journal (in the background) when the lease ends.
+struct SliceNamespace {
+    root: StubEndpoint,
+    name: String,
+}
+
+impl Drop for SliceNamespace {
+    fn drop(&mut self) {
+        let (root, name) = (self.root.clone(), std::mem::take(&mut self.name));
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let removed = async { root.admin().await?.remove_namespace(&name).await.map_err(Error::from) };
+            if let Err(e) = removed.await {
+                eprintln!("drydock keeper: removing stub namespace {name}: {e}");
+            }
+        });
+    }
+}
+
+/// Where a stub server is reached: its root (`""`, an owned environment's) or one test's
+/// namespace of it (a slice's). The same type either way.
 ///
 /// ```no_run
 /// use drydock::{Env, HttpStub};
@@ -206,24 +262,6 @@ impl StubEndpoint {
         Ok(self.connect().await?.verify_on_drop(false))
     }
 
-    /// The same server, namespace `name`.
-    pub(crate) fn in_namespace(&self, name: &str) -> StubEndpoint {
-        StubEndpoint {
-            namespace: name.to_string(),
-            ..self.clone()
-        }
-    }
-
-    /// Creates namespace `name` on the server (from the root's stubs).
-    pub(crate) async fn create_namespace(&self, name: &str) -> Result<StubEndpoint> {
-        self.admin().await?.namespace(name).await?;
-        Ok(self.in_namespace(name))
-    }
-
-    /// Removes namespace `name`, its stubs and journal.
-    pub(crate) async fn remove_namespace(&self, name: &str) -> Result<()> {
-        Ok(self.admin().await?.remove_namespace(name).await?)
-    }
 }
 
 impl fmt::Debug for StubEndpoint {
@@ -232,11 +270,3 @@ impl fmt::Debug for StubEndpoint {
     }
 }
 
-impl Probe for StubEndpoint {
-    async fn probe(&self) -> std::result::Result<(), String> {
-        StubServer::connect(&self.url())
-            .await
-            .map(|server| drop(server.verify_on_drop(false)))
-            .map_err(|e| e.to_string())
-    }
-}

@@ -26,7 +26,7 @@
 //! }
 //!
 //! #[tokio::test]
-//! async fn each_test_gets_its_own_database() -> drydock::Result<()> {
+//! async fn each_test_gets_its_own_database() -> drydock::TestResult {
 //!     let slice = slice().await?;
 //!     let pool = slice.postgres()?.pool().await?;
 //!     // … the same tables as every other test, none of their rows …
@@ -49,15 +49,17 @@ use std::{
 };
 
 pub use protocol::Status;
-pub use slice::{PostgresSlice, RedisSlice, Slice};
+pub use slice::Slice;
 
 pub(crate) use keeper::KEEPER_ENV;
-use protocol::{KeeperSpec, Request, Response};
-use run_dir::{keeper_error, RunDir};
+use protocol::{KeeperSpec, Request, Response, SliceGrant};
+use run_dir::RunDir;
 
 use crate::{
     error::{Error, Result},
-    identity, EnvBuilder,
+    identity,
+    services::Services,
+    EnvBuilder,
 };
 
 /// How long a process may wait for the election lock: another process holds it only while it
@@ -65,8 +67,6 @@ use crate::{
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a freshly spawned keeper may take to listen.
 const KEEPER_LISTEN_TIMEOUT: Duration = Duration::from_secs(15);
-/// How a keeper's closing of a connection before answering is reported.
-const CLOSED: &str = "closed the connection";
 /// Added to the services' ready bounds to bound the wait for a slice.
 const SLICE_MARGIN: Duration = Duration::from_secs(120);
 
@@ -74,43 +74,49 @@ pub(crate) async fn attach(mut builder: EnvBuilder) -> Result<Slice> {
     builder.resolve_paths()?;
     let identity = builder.resolved_identity()?;
     let run = identity::run_id();
-    let span = tracing::info_span!("attach", %run, env = %identity);
-    let _entered = span.enter();
     keeper::ensure_linked();
     let dir = RunDir::new(&run, &identity)?;
     let bound = builder.ready_bounds() + SLICE_MARGIN;
     let spec = KeeperSpec {
-        run,
-        identity,
-        builder,
+        run: run.clone(),
+        identity: identity.clone(),
+        grace_period: builder.grace_period,
+        services: builder.specs()?,
     };
-    drop(_entered);
+    let span = tracing::info_span!("attach", %run, env = %identity);
     // Socket, lock and process work is blocking, and short; keep it off the async workers.
-    tokio::task::spawn_blocking(move || {
+    let task_dir = dir.clone();
+    let (stream, grant) = tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let dir = task_dir;
         let started = Instant::now();
         let mut retried = false;
         loop {
             let stream = connect_or_spawn(&dir, &spec)?;
             match request_slice(&dir, stream, bound) {
                 // A keeper that reached its grace period as we connected: start another.
-                Err(Error::Keeper { ref problem, .. })
-                    if problem.starts_with(CLOSED) && !retried =>
-                {
-                    retried = true;
-                }
-                Ok(slice) => {
+                Err(Error::KeeperClosed { .. }) if !retried => retried = true,
+                Ok(granted) => {
                     tracing::debug!(elapsed = ?started.elapsed(), "slice acquired");
-                    return Ok(slice);
+                    return Ok(granted);
                 }
                 Err(e) => return Err(e),
             }
         }
     })
     .await
-    .map_err(|e| Error::Keeper {
-        dir: "?".into(),
-        problem: format!("attach task failed: {e}"),
-    })?
+    .map_err(|e| Error::keeper(dir.path(), format!("could not be reached: the attach task failed: {e}")))??;
+    // Each service's handle, from the server and scope the keeper granted.
+    let mut entries = Vec::new();
+    for granted in grant.services {
+        let service = builder
+            .services
+            .iter()
+            .find(|s| s.name() == granted.name)
+            .ok_or_else(|| Error::keeper(dir.path(), format!("granted a service `{}` this spec does not have", granted.name)))?;
+        entries.push(service.entry(granted.server, granted.scope)?);
+    }
+    Ok(Slice::new(stream, grant.instance, grant.network, Services::new(entries)))
 }
 
 /// A connection to the environment's keeper, starting the keeper when there is none.
@@ -124,9 +130,9 @@ fn connect_or_spawn(dir: &RunDir, spec: &KeeperSpec) -> Result<UnixStream> {
         return Ok(stream);
     }
     let spec_json = serde_json::to_vec_pretty(spec)
-        .map_err(|e| keeper_error(dir.path(), format!("spec cannot be written: {e}")))?;
+        .map_err(|e| Error::keeper(dir.path(), format!("spec cannot be written: {e}")))?;
     std::fs::write(dir.spec_file(), spec_json)
-        .map_err(|e| keeper_error(dir.path(), format!("spec cannot be written: {e}")))?;
+        .map_err(|e| Error::keeper_io(dir.path(), "spec cannot be written", e))?;
     let mut child = spawn_keeper(dir)?;
     let deadline = Instant::now() + KEEPER_LISTEN_TIMEOUT;
     loop {
@@ -134,7 +140,7 @@ fn connect_or_spawn(dir: &RunDir, spec: &KeeperSpec) -> Result<UnixStream> {
             return Ok(stream);
         }
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(keeper_error(
+            return Err(Error::keeper(
                 dir.path(),
                 format!(
                     "exited ({status}) before it listened:\n{}",
@@ -143,7 +149,7 @@ fn connect_or_spawn(dir: &RunDir, spec: &KeeperSpec) -> Result<UnixStream> {
             ));
         }
         if Instant::now() >= deadline {
-            return Err(keeper_error(
+            return Err(Error::keeper(
                 dir.path(),
                 format!("did not listen within {KEEPER_LISTEN_TIMEOUT:?}"),
             ));
@@ -156,12 +162,12 @@ fn connect_or_spawn(dir: &RunDir, spec: &KeeperSpec) -> Result<UnixStream> {
 /// group does not reach it), and no inherited pipes (nextest waits for a test's pipes to close).
 fn spawn_keeper(dir: &RunDir) -> Result<std::process::Child> {
     let exe = std::env::current_exe()
-        .map_err(|e| keeper_error(dir.path(), format!("cannot find this executable: {e}")))?;
+        .map_err(|e| Error::keeper_io(dir.path(), "cannot be started: this executable is not found", e))?;
     let log = std::fs::File::create(dir.log_file())
-        .map_err(|e| keeper_error(dir.path(), format!("log cannot be created: {e}")))?;
+        .map_err(|e| Error::keeper_io(dir.path(), "log cannot be created", e))?;
     let log_err = log
         .try_clone()
-        .map_err(|e| keeper_error(dir.path(), format!("log cannot be opened twice: {e}")))?;
+        .map_err(|e| Error::keeper_io(dir.path(), "log cannot be opened twice", e))?;
     Command::new(exe)
         .env(KEEPER_ENV, dir.path())
         .current_dir(dir.path())
@@ -170,16 +176,20 @@ fn spawn_keeper(dir: &RunDir) -> Result<std::process::Child> {
         .stderr(log_err)
         .process_group(0)
         .spawn()
-        .map_err(|e| keeper_error(dir.path(), format!("cannot be started: {e}")))
+        .map_err(|e| Error::keeper_io(dir.path(), "cannot be started", e))
 }
 
-fn request_slice(dir: &RunDir, stream: UnixStream, bound: Duration) -> Result<Slice> {
-    let io = |e: std::io::Error| keeper_error(dir.path(), format!("connection failed: {e}"));
+fn request_slice(
+    dir: &RunDir,
+    stream: UnixStream,
+    bound: Duration,
+) -> Result<(UnixStream, SliceGrant)> {
+    let io = |e: std::io::Error| Error::keeper_io(dir.path(), "connection failed", e);
     let mut writer = stream.try_clone().map_err(io)?;
     let mut request = serde_json::to_vec(&Request::Attach {
         pid: std::process::id(),
     })
-    .map_err(|e| keeper_error(dir.path(), e.to_string()))?;
+    .map_err(|e| Error::keeper(dir.path(), format!("request cannot be written: {e}")))?;
     request.push(b'\n');
     writer.write_all(&request).map_err(io)?;
     stream.set_read_timeout(Some(bound)).map_err(io)?;
@@ -187,10 +197,10 @@ fn request_slice(dir: &RunDir, stream: UnixStream, bound: Duration) -> Result<Sl
     let mut reader = BufReader::new(&stream);
     match reader.read_line(&mut line) {
         Ok(0) => {
-            return Err(keeper_error(
-                dir.path(),
-                format!("{CLOSED} before answering:\n{}", dir.log_tail(30)),
-            ))
+            return Err(Error::KeeperClosed {
+                dir: dir.path().to_path_buf(),
+                log_tail: dir.log_tail(30),
+            })
         }
         Ok(_) => {}
         Err(e)
@@ -208,12 +218,12 @@ fn request_slice(dir: &RunDir, stream: UnixStream, bound: Duration) -> Result<Sl
     }
     stream.set_read_timeout(None).map_err(io)?;
     match serde_json::from_str::<Response>(&line) {
-        Ok(Response::Slice(grant)) => Ok(Slice::new(stream, *grant)),
+        Ok(Response::Slice(grant)) => Ok((stream, *grant)),
         Ok(Response::Failed(message)) => Err(Error::Shared {
             environment: environment_name(dir.path()),
             message,
         }),
-        Ok(Response::Status(_)) | Err(_) => Err(keeper_error(
+        Ok(Response::Status(_)) | Err(_) => Err(Error::keeper(
             dir.path(),
             format!("answered something unexpected: {}", line.trim()),
         )),
@@ -243,21 +253,21 @@ pub fn keepers() -> Vec<(std::path::PathBuf, Result<Status>)> {
 }
 
 fn status(dir: &RunDir) -> Result<Status> {
-    let io = |e: std::io::Error| keeper_error(dir.path(), format!("does not answer: {e}"));
+    let io = |e: std::io::Error| Error::keeper_io(dir.path(), "does not answer", e);
     let stream = UnixStream::connect(dir.socket()).map_err(io)?;
     stream
         .set_read_timeout(Some(Duration::from_secs(2)))
         .map_err(io)?;
     let mut writer = stream.try_clone().map_err(io)?;
     let mut request = serde_json::to_vec(&Request::Status)
-        .map_err(|e| keeper_error(dir.path(), e.to_string()))?;
+        .map_err(|e| Error::keeper(dir.path(), format!("request cannot be written: {e}")))?;
     request.push(b'\n');
     writer.write_all(&request).map_err(io)?;
     let mut line = String::new();
     BufReader::new(&stream).read_line(&mut line).map_err(io)?;
     match serde_json::from_str(&line) {
         Ok(Response::Status(status)) => Ok(status),
-        _ => Err(keeper_error(
+        _ => Err(Error::keeper(
             dir.path(),
             format!("answered: {}", line.trim()),
         )),

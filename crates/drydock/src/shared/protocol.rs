@@ -2,17 +2,20 @@
 //!
 //! A connection is a lease: the keeper hands out a slice in its answer and takes the slice back
 //! when the connection closes, which the kernel does for a test process that dies, even by SIGKILL.
+//! These types are the wire format and private to it: the public builders stay free of it.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-
-use crate::{EnvBuilder, KafkaServer, PostgresServer, RedisServer, StubEndpoint};
 
 /// The spec file a keeper is started with.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct KeeperSpec {
     pub run: String,
     pub identity: String,
-    pub builder: EnvBuilder,
+    pub grace_period: Duration,
+    /// Each service as its kind and spec, rebuilt through the service registry.
+    pub services: Vec<(String, serde_json::Value)>,
 }
 
 /// A request, the first line a client writes.
@@ -36,13 +39,16 @@ pub(crate) enum Response {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct SliceGrant {
     pub instance: String,
-    pub postgres: Option<(PostgresServer, String)>,
-    pub redis: Option<(RedisServer, u32)>,
-    /// The broker and this slice's name prefix.
-    pub kafka: Option<(KafkaServer, String)>,
-    /// The stub server, in this slice's namespace.
-    #[serde(default)]
-    pub stub: Option<StubEndpoint>,
+    pub network: String,
+    pub services: Vec<GrantedService>,
+}
+
+/// One service of a slice: its server and this slice's scope of it.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct GrantedService {
+    pub name: String,
+    pub server: serde_json::Value,
+    pub scope: serde_json::Value,
 }
 
 /// What `drydock ls` shows of a keeper.

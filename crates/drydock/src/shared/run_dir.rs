@@ -26,7 +26,7 @@ impl RunDir {
             .recursive(true)
             .mode(0o700)
             .create(&path)
-            .map_err(|e| keeper_error(&path, format!("cannot be created: {e}")))?;
+            .map_err(|e| Error::keeper_io(&path, "cannot be created", e))?;
         Ok(RunDir { path })
     }
 
@@ -54,7 +54,7 @@ impl RunDir {
     pub(crate) fn lock(&self, bound: Duration) -> Result<File> {
         let path = self.path.join("lock");
         let file = File::create(&path)
-            .map_err(|e| keeper_error(&self.path, format!("lock file cannot be opened: {e}")))?;
+            .map_err(|e| Error::keeper_io(&self.path, "lock file cannot be opened", e))?;
         let deadline = Instant::now() + bound;
         loop {
             match file.try_lock() {
@@ -63,13 +63,16 @@ impl RunDir {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(keeper_error(
-                        &self.path,
-                        format!("election lock was held for more than {bound:?}"),
-                    ))
+                    return Err(Error::Timeout {
+                        what: format!(
+                            "the election lock of the shared environment in {}",
+                            self.path.display()
+                        ),
+                        bound,
+                    })
                 }
                 Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(keeper_error(&self.path, format!("lock failed: {e}")))
+                    return Err(Error::keeper_io(&self.path, "lock failed", e))
                 }
             }
         }
@@ -92,11 +95,4 @@ pub(crate) fn base_dir() -> PathBuf {
         .map(|m| m.uid())
         .unwrap_or(0);
     std::env::temp_dir().join(format!("drydock-{uid}"))
-}
-
-pub(crate) fn keeper_error(dir: &Path, problem: String) -> Error {
-    Error::Keeper {
-        dir: dir.display().to_string(),
-        problem,
-    }
 }

@@ -48,11 +48,15 @@ pub(crate) fn consumer_config(server: &KafkaServer, group: &str) -> ClientConfig
     config
 }
 
-pub(crate) fn kafka_error(server: &KafkaServer, context: &str, cause: impl ToString) -> Error {
+pub(crate) fn kafka_error(
+    server: &KafkaServer,
+    context: &str,
+    source: impl Into<crate::error::BoxError>,
+) -> Error {
     Error::Kafka {
         bootstrap: server.bootstrap_servers().to_string(),
         context: context.to_string(),
-        cause: cause.to_string(),
+        source: source.into(),
     }
 }
 

@@ -9,17 +9,17 @@
 mod clients;
 mod slice;
 
-use std::{fmt, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use clients::delete_prefixed;
+use clients::delete_prefixed;
 pub use clients::Received;
 pub use slice::KafkaSlice;
 
-use super::{PlanContext, Probe, Service};
+use super::{Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer};
 use crate::{
-    docker::{ContainerPlan, StartedContainer},
+    error::{BoxError, Result},
     image::ImageRef,
 };
 
@@ -35,7 +35,7 @@ pub enum KafkaFlavour {
     Tansu,
 }
 
-/// A Kafka broker to run.
+/// A Kafka broker to run. Each test's topics and groups carry a prefix of its own.
 ///
 /// ```
 /// use drydock::{Kafka, KafkaFlavour};
@@ -46,9 +46,8 @@ pub enum KafkaFlavour {
 /// ```
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Kafka {
+    common: Common,
     flavour: KafkaFlavour,
-    image: Option<String>,
-    ready_timeout: Duration,
 }
 
 impl Default for Kafka {
@@ -61,59 +60,51 @@ impl Kafka {
     /// A broker of this flavour.
     pub fn flavour(flavour: KafkaFlavour) -> Self {
         Kafka {
+            common: Common::default(),
             flavour,
-            image: None,
-            ready_timeout: Duration::from_secs(90),
         }
-    }
-
-    /// Runs this image (of the same flavour) instead of the default (`DRYDOCK_IMAGE_KAFKA` wins).
-    pub fn image(mut self, image: impl Into<String>) -> Self {
-        self.image = Some(image.into());
-        self
-    }
-
-    /// How long the broker may take to be ready (90 s by default: a JVM broker is slow to start).
-    pub fn ready_timeout(mut self, bound: Duration) -> Self {
-        self.ready_timeout = bound;
-        self
-    }
-
-    pub(crate) fn ready_bound(&self) -> Duration {
-        self.ready_timeout
     }
 }
 
-/// What the plan chose: the host port the broker advertises.
-pub(crate) struct Access {
-    port: u16,
+/// What slices are cut from: the broker, and whether a slice's topics are its own to delete.
+pub struct KafkaSlicer {
+    server: KafkaServer,
+    sharing: Sharing,
 }
 
 impl Service for Kafka {
     const KIND: &'static str = "kafka";
-    type Access = Access;
     type Server = KafkaServer;
+    type Slicer = KafkaSlicer;
+    type Scope = String;
+    type Handle = KafkaSlice;
 
-    fn default_image(&self) -> &'static str {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn common_mut(&mut self) -> &mut Common {
+        &mut self.common
+    }
+
+    fn default_image(&self) -> &str {
         match self.flavour {
             KafkaFlavour::Apache => "apache/kafka:3.9.1",
             KafkaFlavour::Tansu => "ghcr.io/tansu-io/tansu:0.6.0",
         }
     }
 
-    fn image_in_code(&self) -> Option<&str> {
-        self.image.as_deref()
+    fn default_ready_timeout(&self) -> Duration {
+        // A JVM broker is slow to start.
+        Duration::from_secs(90)
     }
 
-    fn ready_timeout(&self) -> Duration {
-        self.ready_timeout
-    }
-
-    fn plan(&self, image: ImageRef, context: &PlanContext) -> (ContainerPlan, Access) {
-        let port = context.host_port;
+    fn plan(&self, image: ImageRef, context: &mut PlanContext) -> Result<ContainerPlan> {
+        let port = context.reserve_host_port()?;
+        let host = context.host().to_string();
         let cluster_id = crate::secret::cluster_id();
-        let env: Vec<(String, String)> = match self.flavour {
-            KafkaFlavour::Apache => [
+        let env: Vec<(&str, String)> = match self.flavour {
+            KafkaFlavour::Apache => vec![
                 ("KAFKA_NODE_ID", "1".to_string()),
                 ("KAFKA_PROCESS_ROLES", "broker,controller".into()),
                 (
@@ -123,8 +114,8 @@ impl Service for Kafka {
                 (
                     "KAFKA_ADVERTISED_LISTENERS",
                     format!(
-                        "PLAINTEXT://{}:{port},BROKER://{}:{INTERNAL_PORT}",
-                        context.host, context.container_name
+                        "PLAINTEXT://{host}:{port},BROKER://{}:{INTERNAL_PORT}",
+                        context.container_name()
                     ),
                 ),
                 (
@@ -141,56 +132,114 @@ impl Service for Kafka {
                 ("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1".into()),
                 // The first consumer group of a test must not wait 3 s for members that never come.
                 ("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0".into()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-            KafkaFlavour::Tansu => [
+            ],
+            KafkaFlavour::Tansu => vec![
                 ("LISTENER_URL", format!("tcp://0.0.0.0:{port}")),
-                (
-                    "ADVERTISED_LISTENER_URL",
-                    format!("tcp://{}:{port}", context.host),
-                ),
+                ("ADVERTISED_LISTENER_URL", format!("tcp://{host}:{port}")),
                 ("STORAGE_ENGINE", "memory://tansu/".into()),
                 ("CLUSTER_ID", cluster_id),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
+            ],
         };
-        let plan = ContainerPlan {
-            service: Self::KIND,
-            image,
-            env,
-            cmd: Vec::new(),
-            ports: Vec::new(),
-            fixed_ports: vec![(port, port)],
-            tmpfs: Vec::new(),
-        };
-        (plan, Access { port })
+        let mut plan = ContainerPlan::new(image).fixed_port(port, port);
+        for (name, value) in env {
+            plan = plan.env(name, value);
+        }
+        Ok(plan)
     }
 
-    fn server(&self, access: Access, container: &StartedContainer) -> KafkaServer {
-        KafkaServer {
-            bootstrap: format!("{}:{}", container.host, access.port),
+    fn server(&self, plan: &ContainerPlan, container: &StartedContainer) -> Result<KafkaServer> {
+        // The one fixed port is the advertised one, the same inside and out.
+        let port = plan.fixed_ports.first().map(|(host, _)| *host).unwrap_or_default();
+        Ok(KafkaServer {
+            bootstrap: format!("{}:{port}", container.host()),
             internal: match self.flavour {
-                KafkaFlavour::Apache => Some(format!("{}:{INTERNAL_PORT}", container.name)),
+                KafkaFlavour::Apache => Some(format!("{}:{INTERNAL_PORT}", container.name())),
                 KafkaFlavour::Tansu => None,
             },
-        }
+        })
+    }
+
+    async fn probe(
+        &self,
+        server: &KafkaServer,
+        _: &StartedContainer,
+    ) -> std::result::Result<(), BoxError> {
+        clients::probe(server).await.map_err(Into::into)
+    }
+
+    async fn prepare(&self, server: &KafkaServer, sharing: Sharing) -> Result<KafkaSlicer> {
+        Ok(KafkaSlicer {
+            server: server.clone(),
+            sharing,
+        })
+    }
+
+    fn owned_scope(_: &KafkaSlicer) -> String {
+        String::new()
+    }
+
+    async fn cut(slicer: &Arc<KafkaSlicer>, slice: SliceId) -> Result<Lease<String>> {
+        let prefix = slice.prefix();
+        Ok(match slicer.sharing {
+            Sharing::Owned => Lease::unguarded(prefix),
+            // Names, not resources: the test creates its topics; they are deleted on release.
+            Sharing::Shared => Lease::new(
+                prefix.clone(),
+                SliceTopics {
+                    server: slicer.server.clone(),
+                    prefix,
+                },
+            ),
+        })
+    }
+
+    fn handle(server: &KafkaServer, prefix: String) -> KafkaSlice {
+        KafkaSlice::new(server.clone(), prefix)
+    }
+
+    fn vars(kafka: &KafkaSlice) -> Vec<(String, String)> {
+        vec![
+            (
+                "KAFKA_BOOTSTRAP_SERVERS".into(),
+                kafka.server().bootstrap_servers().into(),
+            ),
+            ("KAFKA_TOPIC_PREFIX".into(), kafka.prefix().into()),
+        ]
+    }
+
+    fn diagnose(kafka: &KafkaSlice) -> Vec<String> {
+        vec![
+            format!("topic prefix: {:?}", kafka.prefix()),
+            format!(
+                "read a topic: kcat -b {} -C -o beginning -t {}<topic>",
+                kafka.server().bootstrap_servers(),
+                kafka.prefix()
+            ),
+        ]
+    }
+}
+
+/// A slice's topics, deleted (in the background) when the lease ends.
+struct SliceTopics {
+    server: KafkaServer,
+    prefix: String,
+}
+
+impl Drop for SliceTopics {
+    fn drop(&mut self) {
+        let (server, prefix) = (self.server.clone(), std::mem::take(&mut self.prefix));
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            if let Err(e) = delete_prefixed(&server, &prefix).await {
+                eprintln!("drydock keeper: deleting the topics of slice {prefix}: {e}");
+            }
+        });
     }
 }
 
 /// A running Kafka broker.
-///
-/// ```no_run
-/// # async fn demo() -> drydock::Result<()> {
-/// let env = drydock::Env::builder().with_kafka(drydock::Kafka::default()).start().await?;
-/// let kafka = env.kafka()?.slice();                // topic names and group ids of its own
-/// let topic = kafka.create_topic("orders", 3).await?;
-/// kafka.produce_json(&topic, "order-1", &serde_json::json!({"item": "rope"})).await?;
-/// # Ok(()) }
-/// ```
 #[derive(Clone, Serialize, Deserialize)]
 pub struct KafkaServer {
     bootstrap: String,
@@ -216,9 +265,7 @@ impl KafkaServer {
         self.internal.as_deref()
     }
 
-    /// A slice with a fresh prefix for topic names and group ids. In an owned environment its
-    /// topics go with the broker; a shared environment's slices come from
-    /// [`Slice::kafka`](crate::Slice::kafka) and are deleted on release.
+    /// Names of one's own on this broker: a fresh prefix for topic names and group ids.
     pub fn slice(&self) -> KafkaSlice {
         KafkaSlice::new(self.clone(), format!("t{}_", crate::secret::short_id()))
     }
@@ -230,8 +277,3 @@ impl fmt::Debug for KafkaServer {
     }
 }
 
-impl Probe for KafkaServer {
-    async fn probe(&self) -> std::result::Result<(), String> {
-        clients::probe(self).await
-    }
-}

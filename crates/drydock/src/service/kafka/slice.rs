@@ -1,6 +1,10 @@
 //! One test's share of a broker: topic names and group ids under a prefix of its own.
 
-use std::time::Duration;
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use rdkafka::{
     admin::AdminClient,
@@ -13,8 +17,9 @@ use rdkafka::{
 use super::{clients, KafkaServer, Received};
 use crate::error::{Error, Result};
 
-/// Topic names and consumer groups of one test's own, with preconfigured clients and the
-/// helpers tests need.
+/// Kafka as a test reaches it: the broker, and topic names and consumer groups under a prefix
+/// (`""` in an owned environment, the slice's own in a shared one), with preconfigured clients
+/// and the helpers tests need.
 ///
 /// ```no_run
 /// # async fn demo(kafka: drydock::KafkaSlice) -> drydock::Result<()> {
@@ -27,15 +32,30 @@ use crate::error::{Error, Result};
 /// assert_eq!(first[0].key_str(), Some("o-1"));
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct KafkaSlice {
     server: KafkaServer,
     prefix: String,
+    /// One producer for every send: a librdkafka client costs a bootstrap and threads.
+    producer: Arc<OnceLock<FutureProducer>>,
 }
 
 impl KafkaSlice {
     pub(crate) fn new(server: KafkaServer, prefix: String) -> Self {
-        KafkaSlice { server, prefix }
+        KafkaSlice {
+            server,
+            prefix,
+            producer: Arc::default(),
+        }
+    }
+
+    /// Names of one's own under this prefix: a fresh sub-prefix, for a test that wants several
+    /// independent sets of topics.
+    pub fn slice(&self) -> KafkaSlice {
+        KafkaSlice::new(
+            self.server.clone(),
+            format!("{}t{}_", self.prefix, crate::secret::short_id()),
+        )
     }
 
     /// The broker.
@@ -115,7 +135,13 @@ impl KafkaSlice {
         payload: &[u8],
         headers: &[(&str, &str)],
     ) -> Result<(i32, i64)> {
-        let producer = self.producer()?;
+        let producer = match self.producer.get() {
+            Some(producer) => producer,
+            None => {
+                let created = self.producer()?;
+                self.producer.get_or_init(|| created)
+            }
+        };
         let mut owned = OwnedHeaders::new();
         for (k, v) in headers {
             owned = owned.insert(Header {
@@ -193,5 +219,16 @@ impl KafkaSlice {
                 }
             }
         }
+    }
+}
+
+impl fmt::Debug for KafkaSlice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "KafkaSlice({}, prefix {:?})",
+            self.server.bootstrap_servers(),
+            self.prefix
+        )
     }
 }

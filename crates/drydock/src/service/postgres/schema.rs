@@ -14,28 +14,6 @@ use sqlx::{
 
 use crate::error::{Error, Result};
 
-/// `path` made absolute against the current directory; it must exist.
-pub(crate) fn absolute(path: &Path, what: &str) -> Result<PathBuf> {
-    let absolute = std::path::absolute(path).map_err(|e| Error::Schema {
-        file: path.display().to_string(),
-        message: format!("cannot resolve the {what} path: {e}"),
-    })?;
-    if !absolute.exists() {
-        let cwd = std::env::current_dir()
-            .map(|d| d.display().to_string())
-            .unwrap_or_else(|_| "?".into());
-        return Err(Error::Schema {
-            file: path.display().to_string(),
-            message: format!(
-                "the {what} does not exist (looked at {}; relative paths start from the current \
-                 directory {cwd}, the package's directory under cargo test and nextest)",
-                absolute.display()
-            ),
-        });
-    }
-    Ok(absolute)
-}
-
 /// A hash of the schema files' names and contents, so that a changed migration gives another
 /// environment identity and never meets a template built from the old one.
 pub(crate) fn fingerprint(migrations: Option<&Path>, fixtures: &[PathBuf]) -> Result<String> {
@@ -97,13 +75,15 @@ async fn apply_unbounded(
         .connect_with(options.clone())
         .await
         .map_err(|e| Error::Schema {
-            file: "(connection)".into(),
-            message: e.to_string(),
+            file: "(connection to the database)".into(),
+            message: "cannot connect to apply the schema".into(),
+            source: Some(e.into()),
         })?;
     if let Some(dir) = migrations {
         let migrator = Migrator::new(dir).await.map_err(|e| Error::Schema {
-            file: dir.display().to_string(),
-            message: e.to_string(),
+            file: dir.to_path_buf(),
+            message: "the migrations cannot be read".into(),
+            source: Some(e.into()),
         })?;
         migrator
             .run(&pool)
@@ -118,8 +98,9 @@ async fn apply_unbounded(
             .execute(&pool)
             .await
             .map_err(|e| Error::Schema {
-                file: fixture.display().to_string(),
+                file: fixture.clone(),
                 message: database_message(&e),
+                source: Some(e.into()),
             })?;
     }
     pool.close().await;
@@ -144,16 +125,17 @@ fn migration_error(dir: &Path, migrator: &Migrator, error: MigrateError) -> Erro
                             .is_some_and(|n| n.starts_with(&format!("{version}_")))
                     })
                 })
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| format!("{}/{version}_{description}", dir.display()));
+                .unwrap_or_else(|| dir.join(format!("{version}_{description}")));
             Error::Schema {
                 file,
                 message: database_message(&source),
+                source: Some(source.into()),
             }
         }
         other => Error::Schema {
-            file: dir.display().to_string(),
-            message: other.to_string(),
+            file: dir.to_path_buf(),
+            message: "the migrations could not be applied".into(),
+            source: Some(other.into()),
         },
     }
 }
@@ -172,7 +154,8 @@ fn database_message(error: &sqlx::Error) -> String {
 
 fn io_error(path: &Path, e: std::io::Error) -> Error {
     Error::Schema {
-        file: path.display().to_string(),
-        message: format!("cannot read it: {e}"),
+        file: path.to_path_buf(),
+        message: "cannot read it".into(),
+        source: Some(e.into()),
     }
 }

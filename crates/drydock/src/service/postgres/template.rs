@@ -22,13 +22,13 @@ use sqlx::{postgres::PgPoolOptions, AssertSqlSafe, PgPool};
 use tokio::sync::Notify;
 
 use super::{schema, Postgres, PostgresServer};
-use crate::error::{Error, Result};
+use crate::{error::Result, service::Lease};
 
 const TEMPLATE: &str = "drydock_template";
 const MAX_PENDING_DROPS: usize = 64;
 
 /// The template database and its pool of ready clones.
-pub(crate) struct ClonePool {
+pub struct ClonePool {
     admin: PgPool,
     ready: Mutex<VecDeque<String>>,
     released: Mutex<Vec<String>>,
@@ -46,8 +46,8 @@ impl ClonePool {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(server.connect_options_for("postgres"))
             .await
-            .map_err(|e| server.connect_error(e))?;
-        let sql = |e: sqlx::Error| server.connect_error(e);
+            .map_err(|e| server.connect_error("postgres", e))?;
+        let sql = |e: sqlx::Error| server.connect_error("postgres", e);
         sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {TEMPLATE}")))
             .execute(&admin)
             .await
@@ -84,20 +84,22 @@ impl ClonePool {
         Ok(pool)
     }
 
-    /// A fresh clone: a ready one when there is one, else made now.
-    pub(crate) async fn acquire(&self) -> Result<String> {
+    /// A fresh clone, a ready one when there is one, else made now; dropped (in the
+    /// background) when the lease is.
+    pub(crate) async fn acquire(self: &Arc<Self>) -> Result<Lease<String>> {
         let ready = lock(&self.ready).pop_front();
         self.wanted.notify_one();
-        match ready {
-            Some(name) => Ok(name),
-            None => self.create_clone().await,
-        }
-    }
-
-    /// Queues a clone for dropping; a test never waits for `DROP DATABASE`.
-    pub(crate) fn release(&self, name: String) {
-        lock(&self.released).push(name);
-        self.wanted.notify_one();
+        let name = match ready {
+            Some(name) => name,
+            None => self.create_clone().await?,
+        };
+        Ok(Lease::new(
+            name.clone(),
+            LeasedClone {
+                pool: Arc::clone(self),
+                name,
+            },
+        ))
     }
 
     /// The one worker: refill first, drop released clones when the pool is full.
@@ -143,12 +145,22 @@ impl ClonePool {
         sqlx::query(AssertSqlSafe(create))
             .execute(&self.admin)
             .await
-            .map_err(|e| Error::Connect {
-                service: "postgres",
-                endpoint: format!("CREATE DATABASE {name}"),
-                cause: e.to_string(),
-            })?;
+            .map_err(|e| crate::Error::connect("postgres", format!("CREATE DATABASE {name}"), e))?;
         Ok(name)
+    }
+}
+
+/// A leased clone: queued for dropping when the lease ends; a test never waits for
+/// `DROP DATABASE`.
+struct LeasedClone {
+    pool: Arc<ClonePool>,
+    name: String,
+}
+
+impl Drop for LeasedClone {
+    fn drop(&mut self) {
+        lock(&self.pool.released).push(std::mem::take(&mut self.name));
+        self.pool.wanted.notify_one();
     }
 }
 

@@ -9,13 +9,16 @@ use redis::aio::MultiplexedConnection;
 use tokio::sync::Semaphore;
 
 use super::RedisServer;
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    service::Lease,
+};
 
 /// How long a test waits for a free logical database before it is an error.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The free logical databases of one server.
-pub(crate) struct DatabaseLeases {
+pub struct DatabaseLeases {
     server: RedisServer,
     free: Mutex<Vec<u32>>,
     available: Semaphore,
@@ -33,42 +36,35 @@ impl DatabaseLeases {
         })
     }
 
-    /// An empty logical database of the caller's own.
-    pub(crate) async fn acquire(&self) -> Result<u32> {
+    /// An empty logical database of the caller's own, flushed and given back when the lease
+    /// is dropped.
+    pub(crate) async fn acquire(self: &Arc<Self>) -> Result<Lease<u32>> {
+        let exhausted = || Error::Timeout {
+            what: format!(
+                "a free Redis database (all {} are leased to running tests; raise \
+                 Redis::databases(..))",
+                self.count
+            ),
+            bound: ACQUIRE_TIMEOUT,
+        };
         let permit = tokio::time::timeout(ACQUIRE_TIMEOUT, self.available.acquire())
             .await
-            .map_err(|_| Error::Timeout {
-                what: format!(
-                    "a free Redis database (all {} are leased; raise Redis::databases)",
-                    self.count
-                ),
-                bound: ACQUIRE_TIMEOUT,
-            })?
-            .map_err(|_| Error::Timeout {
-                what: "a free Redis database (the environment is shutting down)".into(),
-                bound: ACQUIRE_TIMEOUT,
-            })?;
+            .map_err(|_| exhausted())?
+            // Closed only when the environment shuts down, which ends every wait as this one.
+            .map_err(|_| exhausted())?;
         permit.forget();
-        let db = self.lock_free().pop().ok_or_else(|| Error::Timeout {
-            what: "a free Redis database (lease accounting is off)".into(),
-            bound: ACQUIRE_TIMEOUT,
-        })?;
+        // A permit is a free database, so the list holds one.
+        let Some(db) = self.lock_free().pop() else {
+            return Err(exhausted());
+        };
         // Empty already: every database starts empty and is flushed before it is given back.
-        Ok(db)
-    }
-
-    /// Flushes the database and returns it to the free list, in the background. A database that
-    /// cannot be flushed is withheld: one database fewer beats a test that sees another's keys.
-    pub(crate) fn release(self: &Arc<Self>, db: u32) {
-        let leases = Arc::clone(self);
-        tokio::spawn(async move {
-            match leases.flush(db).await {
-                Ok(()) => leases.give_back(db),
-                Err(e) => {
-                    eprintln!("drydock keeper: Redis database {db} withheld, flush failed: {e}")
-                }
-            }
-        });
+        Ok(Lease::new(
+            db,
+            LeasedDatabase {
+                leases: Arc::clone(self),
+                db,
+            },
+        ))
     }
 
     fn give_back(&self, db: u32) {
@@ -92,5 +88,28 @@ impl DatabaseLeases {
         self.free
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A leased database: flushed and returned to the free list, in the background, when dropped.
+/// A database that cannot be flushed is withheld: one database fewer beats a test that sees
+/// another's keys.
+struct LeasedDatabase {
+    leases: Arc<DatabaseLeases>,
+    db: u32,
+}
+
+impl Drop for LeasedDatabase {
+    fn drop(&mut self) {
+        let (leases, db) = (Arc::clone(&self.leases), self.db);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            match leases.flush(db).await {
+                Ok(()) => leases.give_back(db),
+                Err(e) => eprintln!("drydock keeper: Redis database {db} withheld, flush failed: {e}"),
+            }
+        });
     }
 }

@@ -1,57 +1,44 @@
-//! Redis: the official image's contract, no persistence, ready when it answers `PING`.
+//! Redis: the official image's contract, no persistence, ready when it answers `PING`. A slice is
+//! a logical database of its own, flushed when given back.
 
 pub(crate) mod databases;
 
-use std::{fmt, time::Duration};
-
-use serde::{Deserialize, Serialize};
+use std::{fmt, sync::Arc, time::Duration};
 
 use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
 
-use super::{PlanContext, Probe, Service};
+use databases::DatabaseLeases;
+
+use super::{Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer};
 use crate::{
-    docker::{ContainerPlan, StartedContainer},
-    error::{Error, Result},
+    error::{BoxError, Error, Result},
     image::ImageRef,
 };
 
 /// The port Redis listens on inside its container.
 pub const PORT: u16 = 6379;
+/// Logical databases of a shared environment unless the spec says otherwise: one per
+/// concurrently running test.
+const SHARED_DATABASES: u32 = 256;
 
 /// A Redis service to run.
 ///
 /// Persistence is off (`--save ""`, `--appendonly no`) and `/data` is a tmpfs.
 ///
 /// ```
-/// use drydock::Redis;
+/// use drydock::{Redis, ServiceExt};
 ///
 /// let redis = Redis::default().image("redis:7.4-alpine").databases(64);
 /// # let _ = redis;
 /// ```
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Redis {
-    image: Option<String>,
+    common: Common,
     databases: Option<u32>,
-    ready_timeout: Duration,
-}
-
-impl Default for Redis {
-    fn default() -> Self {
-        Redis {
-            image: None,
-            databases: None,
-            ready_timeout: Duration::from_secs(30),
-        }
-    }
 }
 
 impl Redis {
-    /// Runs this image instead of the default `redis:7-alpine` (`DRYDOCK_IMAGE_REDIS` still wins).
-    pub fn image(mut self, image: impl Into<String>) -> Self {
-        self.image = Some(image.into());
-        self
-    }
-
     /// The number of logical databases (`--databases`; Redis' default is 16, a shared
     /// environment's 256, one per concurrently running test).
     pub fn databases(mut self, count: u32) -> Self {
@@ -59,65 +46,115 @@ impl Redis {
         self
     }
 
-    pub(crate) fn ready_bound(&self) -> Duration {
-        self.ready_timeout
-    }
-
-    pub(crate) fn database_count(&self) -> Option<u32> {
-        self.databases
-    }
-
-    /// How long the server may take to answer `PING` (30 s by default).
-    pub fn ready_timeout(mut self, bound: Duration) -> Self {
-        self.ready_timeout = bound;
-        self
+    /// How many logical databases run: as set, else Redis' default for an owned environment
+    /// and enough for every concurrently running test of a shared one.
+    fn database_count(&self, sharing: Sharing) -> Option<u32> {
+        match sharing {
+            Sharing::Owned => self.databases,
+            Sharing::Shared => Some(self.databases.unwrap_or(SHARED_DATABASES)),
+        }
     }
 }
 
 impl Service for Redis {
     const KIND: &'static str = "redis";
-    type Access = ();
     type Server = RedisServer;
+    type Slicer = Option<Arc<DatabaseLeases>>;
+    type Scope = u32;
+    type Handle = RedisDb;
 
-    fn default_image(&self) -> &'static str {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn common_mut(&mut self) -> &mut Common {
+        &mut self.common
+    }
+
+    fn default_image(&self) -> &str {
         "redis:7-alpine"
     }
 
-    fn image_in_code(&self) -> Option<&str> {
-        self.image.as_deref()
+    fn default_ready_timeout(&self) -> Duration {
+        Duration::from_secs(30)
     }
 
-    fn ready_timeout(&self) -> Duration {
-        self.ready_timeout
-    }
-
-    fn plan(&self, image: ImageRef, _: &PlanContext) -> (ContainerPlan, ()) {
+    fn plan(&self, image: ImageRef, context: &mut PlanContext) -> Result<ContainerPlan> {
         // Arguments starting with '-' are appended to redis-server by the image's entrypoint.
         let mut cmd: Vec<String> = ["--save", "", "--appendonly", "no"]
             .into_iter()
             .map(String::from)
             .collect();
-        if let Some(count) = self.databases {
+        if let Some(count) = self.database_count(context.sharing()) {
             cmd.extend(["--databases".to_string(), count.to_string()]);
         }
-        let plan = ContainerPlan {
-            service: Self::KIND,
-            image,
-            env: Vec::new(),
-            cmd,
-            ports: vec![PORT],
-            fixed_ports: Vec::new(),
-            tmpfs: vec![("/data", "rw")],
-        };
-        (plan, ())
+        Ok(ContainerPlan::new(image).cmd(cmd).port(PORT).tmpfs("/data"))
     }
 
-    fn server(&self, _: (), container: &StartedContainer) -> RedisServer {
-        RedisServer {
-            host: container.host.clone(),
-            port: container.host_port(PORT),
-            container_name: container.name.clone(),
+    fn server(&self, _: &ContainerPlan, container: &StartedContainer) -> Result<RedisServer> {
+        Ok(RedisServer {
+            host: container.host().to_string(),
+            port: container.host_port(PORT)?,
+            container_name: container.name().to_string(),
+        })
+    }
+
+    async fn probe(
+        &self,
+        server: &RedisServer,
+        _: &StartedContainer,
+    ) -> std::result::Result<(), BoxError> {
+        let mut conn = redis::Client::open(server.url_for_db(0))?
+            .get_multiplexed_async_connection()
+            .await?;
+        let pong: String = redis::cmd("PING").query_async(&mut conn).await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(format!("PING answered {pong:?}").into())
         }
+    }
+
+    async fn prepare(&self, server: &RedisServer, sharing: Sharing) -> Result<Self::Slicer> {
+        Ok(match sharing {
+            Sharing::Owned => None,
+            Sharing::Shared => Some(DatabaseLeases::new(
+                server.clone(),
+                self.database_count(sharing).unwrap_or(16),
+            )),
+        })
+    }
+
+    fn owned_scope(_: &Self::Slicer) -> u32 {
+        0
+    }
+
+    async fn cut(slicer: &Arc<Self::Slicer>, _: SliceId) -> Result<Lease<u32>> {
+        match &**slicer {
+            None => Ok(Lease::unguarded(0)),
+            Some(leases) => leases.acquire().await,
+        }
+    }
+
+    fn handle(server: &RedisServer, db: u32) -> RedisDb {
+        RedisDb {
+            server: server.clone(),
+            db,
+        }
+    }
+
+    fn vars(db: &RedisDb) -> Vec<(String, String)> {
+        vec![("REDIS_URL".into(), db.url())]
+    }
+
+    fn diagnose(db: &RedisDb) -> Vec<String> {
+        vec![
+            format!("database: {}", db.db()),
+            format!(
+                "connect: redis-cli -h {} -p {} -n {}",
+                db.server.host, db.server.port, db.db
+            ),
+        ]
     }
 }
 
@@ -125,18 +162,6 @@ impl Service for Redis {
 ///
 /// Its port is published on loopback only, which is what keeps it private: the official image
 /// runs without a password, and so does this one, so that clients written for it work unchanged.
-///
-/// ```no_run
-/// # async fn demo() -> drydock::Result<()> {
-/// use redis::AsyncCommands;
-///
-/// let env = drydock::Env::builder().with_redis(drydock::Redis::default()).start().await?;
-/// let mut redis = env.redis()?.connection_manager().await?;
-/// let _: () = redis.set("greeting", "hello").await.map_err(|e| drydock::Error::Connect {
-///     service: "redis", endpoint: "set".into(), cause: e.to_string(),
-/// })?;
-/// # Ok(()) }
-/// ```
 #[derive(Clone, Serialize, Deserialize)]
 pub struct RedisServer {
     host: String,
@@ -155,24 +180,9 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://host:port/0`, for `REDIS_URL`.
-    pub fn url(&self) -> String {
-        self.url_for_db(0)
-    }
-
     /// The URL of logical database `db`.
     pub fn url_for_db(&self, db: u32) -> String {
         format!("redis://{}:{}/{db}", self.host, self.port)
-    }
-
-    /// The URL for containers on the environment's network.
-    pub fn internal_url(&self) -> String {
-        format!("redis://{}:{PORT}/0", self.container_name)
-    }
-
-    /// A client for database 0.
-    pub fn client(&self) -> Result<redis::Client> {
-        self.client_for_db(0)
     }
 
     /// A client for logical database `db`.
@@ -180,19 +190,8 @@ impl RedisServer {
         redis::Client::open(self.url_for_db(db)).map_err(|e| self.connect_error(e))
     }
 
-    /// A reconnecting connection to database 0.
-    pub async fn connection_manager(&self) -> Result<ConnectionManager> {
-        ConnectionManager::new(self.client()?)
-            .await
-            .map_err(|e| self.connect_error(e))
-    }
-
     pub(crate) fn connect_error(&self, e: redis::RedisError) -> Error {
-        Error::Connect {
-            service: Redis::KIND,
-            endpoint: format!("{}:{}", self.host, self.port),
-            cause: e.to_string(),
-        }
+        Error::connect(Redis::KIND, format!("{}:{}", self.host, self.port), e)
     }
 }
 
@@ -202,21 +201,70 @@ impl fmt::Debug for RedisServer {
     }
 }
 
-impl Probe for RedisServer {
-    async fn probe(&self) -> std::result::Result<(), String> {
-        let client = self.client().map_err(|e| e.to_string())?;
-        let mut conn = client
-            .get_multiplexed_async_connection()
+/// One logical database of a Redis server: 0 in an owned environment, a leased one (empty,
+/// flushed when given back) in a slice. The same type either way.
+///
+/// ```no_run
+/// # async fn demo() -> drydock::Result<()> {
+/// use redis::AsyncCommands;
+///
+/// let env = drydock::Env::builder().with_redis(drydock::Redis::default()).start().await?;
+/// let mut redis = env.redis()?.connection_manager().await?;
+/// let _: () = redis.set("greeting", "hello").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisDb {
+    server: RedisServer,
+    db: u32,
+}
+
+impl RedisDb {
+    /// The logical database's number.
+    pub fn db(&self) -> u32 {
+        self.db
+    }
+
+    /// `redis://host:port/<db>`, for `REDIS_URL`.
+    pub fn url(&self) -> String {
+        self.server.url_for_db(self.db)
+    }
+
+    /// The URL for containers on the environment's network.
+    pub fn internal_url(&self) -> String {
+        format!("redis://{}:{PORT}/{}", self.server.container_name, self.db)
+    }
+
+    /// A client for the database.
+    pub fn client(&self) -> Result<redis::Client> {
+        self.server.client_for_db(self.db)
+    }
+
+    /// A reconnecting connection to the database.
+    pub async fn connection_manager(&self) -> Result<ConnectionManager> {
+        ConnectionManager::new(self.client()?)
             .await
-            .map_err(|e| e.to_string())?;
-        let pong: String = redis::cmd("PING")
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        if pong == "PONG" {
-            Ok(())
-        } else {
-            Err(format!("PING answered {pong:?}"))
-        }
+            .map_err(|e| self.server.connect_error(e))
+    }
+
+    /// The server.
+    pub fn server(&self) -> &RedisServer {
+        &self.server
+    }
+
+    /// The host clients in this process connect to.
+    pub fn host(&self) -> &str {
+        self.server.host()
+    }
+
+    /// The published port.
+    pub fn port(&self) -> u16 {
+        self.server.port()
+    }
+}
+
+impl fmt::Debug for RedisDb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedisDb({}:{}/{})", self.server.host, self.server.port, self.db)
     }
 }

@@ -1,0 +1,177 @@
+//! The object-safe face of [`Service`]: what environments, keepers and slices hold, so that
+//! none of them names a service.
+
+use std::{any::Any, fmt, path::Path, sync::Arc, time::Duration};
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use super::{
+    start::{self, Placement},
+    Service, Sharing, SliceId,
+};
+use crate::error::{Error, Result};
+
+/// A service spec of any kind.
+pub(crate) trait AnyService: Send + Sync + fmt::Debug {
+    fn kind(&self) -> &'static str;
+    fn name(&self) -> &str;
+    fn depends_on(&self) -> Vec<String>;
+    fn ready_bound(&self) -> Duration;
+    /// The spec as it crosses to the keeper.
+    fn spec(&self) -> Result<Value>;
+    fn identity(&self) -> Result<Value>;
+    fn resolve_paths(&mut self, base: &Path) -> Result<()>;
+    fn clone_box(&self) -> Box<dyn AnyService>;
+    /// Starts, waits for readiness, prepares.
+    fn start<'a>(
+        &'a self,
+        placement: &'a Placement,
+        sharing: Sharing,
+    ) -> BoxFuture<'a, Result<Arc<dyn Started>>>;
+    /// A test's entry from what the keeper granted (server and scope as JSON).
+    fn entry(&self, server: Value, scope: Value) -> Result<Entry>;
+}
+
+impl Clone for Box<dyn AnyService> {
+    fn clone(&self) -> Self {
+        self.clone_box()
+    }
+}
+
+/// A running, prepared service.
+pub(crate) trait Started: Send + Sync {
+    /// The handle at the default scope (an owned environment's).
+    fn owned(&self) -> Entry;
+    fn server_json(&self) -> Result<Value>;
+    /// One test's slice: its scope as JSON, and the lease that gives it back when dropped.
+    fn cut(
+        self: Arc<Self>,
+        slice: SliceId,
+    ) -> BoxFuture<'static, Result<(Value, Box<dyn Send + Sync>)>>;
+}
+
+/// One service as a test sees it: its handle, variables and diagnostics.
+#[derive(Clone)]
+pub(crate) struct Entry {
+    pub kind: &'static str,
+    pub name: String,
+    pub handle: Arc<dyn Any + Send + Sync>,
+    pub vars: Vec<(String, String)>,
+    pub diagnose: Vec<String>,
+    pub debug: String,
+}
+
+impl Entry {
+    fn of<S: Service>(name: &str, handle: S::Handle) -> Entry {
+        Entry {
+            kind: S::KIND,
+            name: name.to_string(),
+            vars: S::vars(&handle),
+            diagnose: S::diagnose(&handle),
+            debug: format!("{handle:?}"),
+            handle: Arc::new(handle),
+        }
+    }
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.debug)
+    }
+}
+
+impl<S: Service> AnyService for S {
+    fn kind(&self) -> &'static str {
+        S::KIND
+    }
+
+    fn name(&self) -> &str {
+        Service::name(self)
+    }
+
+    fn depends_on(&self) -> Vec<String> {
+        Service::depends_on(self)
+    }
+
+    fn ready_bound(&self) -> Duration {
+        self.common()
+            .ready_timeout
+            .unwrap_or_else(|| self.default_ready_timeout())
+    }
+
+    fn spec(&self) -> Result<Value> {
+        serde_json::to_value(self).map_err(|e| super::spec_error(Service::name(self), e))
+    }
+
+    fn identity(&self) -> Result<Value> {
+        Service::identity(self)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) -> Result<()> {
+        Service::resolve_paths(self, base)
+    }
+
+    fn clone_box(&self) -> Box<dyn AnyService> {
+        Box::new(self.clone())
+    }
+
+    fn start<'a>(
+        &'a self,
+        placement: &'a Placement,
+        sharing: Sharing,
+    ) -> BoxFuture<'a, Result<Arc<dyn Started>>> {
+        Box::pin(async move {
+            let (server, _container) = start::start(self, placement, sharing).await?;
+            let slicer = self.prepare(&server, sharing).await?;
+            Ok(Arc::new(Running::<S> {
+                name: Service::name(self).to_string(),
+                server,
+                slicer: Arc::new(slicer),
+            }) as Arc<dyn Started>)
+        })
+    }
+
+    fn entry(&self, server: Value, scope: Value) -> Result<Entry> {
+        let decode = |what: &str, e: serde_json::Error| Error::Spec {
+            service: Service::name(self).to_string(),
+            problem: format!("the keeper granted a {what} this process cannot read: {e}"),
+            fix: "the keeper runs another build of this test binary; run `cargo nextest run` again"
+                .into(),
+        };
+        let server: S::Server = serde_json::from_value(server).map_err(|e| decode("server", e))?;
+        let scope: S::Scope = serde_json::from_value(scope).map_err(|e| decode("scope", e))?;
+        Ok(Entry::of::<S>(Service::name(self), S::handle(&server, scope)))
+    }
+}
+
+struct Running<S: Service> {
+    name: String,
+    server: S::Server,
+    slicer: Arc<S::Slicer>,
+}
+
+impl<S: Service> Started for Running<S> {
+    fn owned(&self) -> Entry {
+        Entry::of::<S>(
+            &self.name,
+            S::handle(&self.server, S::owned_scope(&self.slicer)),
+        )
+    }
+
+    fn server_json(&self) -> Result<Value> {
+        serde_json::to_value(&self.server).map_err(|e| super::spec_error(&self.name, e))
+    }
+
+    fn cut(
+        self: Arc<Self>,
+        slice: SliceId,
+    ) -> BoxFuture<'static, Result<(Value, Box<dyn Send + Sync>)>> {
+        Box::pin(async move {
+            let lease = S::cut(&self.slicer, slice).await?;
+            let scope =
+                serde_json::to_value(lease.scope()).map_err(|e| super::spec_error(&self.name, e))?;
+            Ok((scope, Box::new(lease) as Box<dyn Send + Sync>))
+        })
+    }
+}

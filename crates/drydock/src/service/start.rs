@@ -1,0 +1,75 @@
+//! The one routine that starts any service: image, plan, container, readiness.
+
+use std::collections::HashMap;
+
+use tracing::Instrument;
+
+use super::{plan::PlanContext, ContainerPlan, Service, StartedContainer};
+use crate::{
+    docker::{self, Engine},
+    error::{Error, Result},
+    image, readiness,
+};
+
+/// How often a start is retried when a reserved host port was taken in the meantime.
+const PORT_ATTEMPTS: usize = 3;
+
+/// Where a service's container goes and what it carries.
+#[derive(Clone)]
+pub(crate) struct Placement {
+    pub engine: Engine,
+    /// The environment's network; also the prefix of its containers' names.
+    pub network: String,
+    pub labels: HashMap<String, String>,
+}
+
+/// Starts `service` and waits until it is ready. On failure the container may remain; the
+/// environment's guard removes everything by label.
+pub(crate) async fn start<S: Service>(
+    service: &S,
+    placement: &Placement,
+    sharing: super::Sharing,
+) -> Result<(S::Server, StartedContainer)> {
+    let name = service.name().to_string();
+    let image = image::resolve(
+        &name,
+        service.default_image(),
+        service.common().image.as_deref(),
+    )?;
+    let span = tracing::info_span!("start", service = %name, %image);
+    async {
+        let container_name = format!("{}-{}", placement.network, name);
+        let mut attempt = 0;
+        let (plan, started) = loop {
+            attempt += 1;
+            let mut context = PlanContext {
+                container_name: container_name.clone(),
+                host: placement.engine.host().to_string(),
+                bind_ip: placement.engine.bind_ip().to_string(),
+                reserved: Vec::new(),
+                sharing,
+            };
+            let plan: ContainerPlan = service.plan(image.clone(), &mut context)?;
+            match docker::start(&placement.engine, &name, &plan, &container_name, placement).await
+            {
+                Ok(started) => break (plan, started),
+                // Another process took a reserved port between reservation and start.
+                Err(Error::PortTaken { .. }) if attempt < PORT_ATTEMPTS => {
+                    docker::remove_container(&placement.engine, &container_name).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let server = service.server(&plan, &started)?;
+        let bound = service
+            .common()
+            .ready_timeout
+            .unwrap_or_else(|| service.default_ready_timeout());
+        readiness::wait_until_ready(&started, bound, || service.probe(&server, &started))
+            .instrument(tracing::debug_span!("readiness"))
+            .await?;
+        Ok((server, started))
+    }
+    .instrument(span)
+    .await
+}

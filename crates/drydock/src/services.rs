@@ -1,0 +1,130 @@
+//! What a test reaches: the same whether it owns the environment or holds a slice of it.
+
+use std::{collections::HashMap, fmt};
+
+use crate::{
+    error::{Error, Result},
+    service::{Entry, Service},
+};
+
+/// The services of an [`Env`](crate::Env) or a [`Slice`](crate::Slice), one handle each.
+///
+/// An owned environment's handles use each service's default scope (database `drydock`, Redis
+/// database 0, topic prefix `""`, stub namespace `""`); a slice's use the scope cut for its test.
+/// The types are the same, so helpers take `&Services` and work with both.
+///
+/// ```no_run
+/// use drydock::{Env, Postgres, Services};
+///
+/// async fn count_orders(services: &Services) -> drydock::Result<i64> {
+///     let pool = services.postgres()?.pool().await?;
+///     Ok(sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(&pool).await?)
+/// }
+///
+/// # async fn demo() -> drydock::Result<()> {
+/// let env = Env::builder().with_postgres(Postgres::default()).start().await?;
+/// count_orders(&env).await?;                     // an owned environment
+/// let slice = Env::builder().with_postgres(Postgres::default()).attach().await?;
+/// count_orders(&slice).await?;                   // a slice of a shared one
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Default)]
+pub struct Services {
+    entries: Vec<Entry>,
+}
+
+impl Services {
+    pub(crate) fn new(entries: Vec<Entry>) -> Self {
+        Services { entries }
+    }
+
+    /// The handle of the service of type `S` named by its kind (`S::KIND`).
+    pub fn get<S: Service>(&self) -> Result<&S::Handle> {
+        self.named::<S>(S::KIND)
+    }
+
+    /// The handle of the service `name`, of type `S`.
+    pub fn named<S: Service>(&self, name: &str) -> Result<&S::Handle> {
+        let entry = self
+            .entries
+            .iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| Error::ServiceNotInEnv {
+                service: name.to_string(),
+            })?;
+        entry
+            .handle
+            .downcast_ref::<S::Handle>()
+            .ok_or_else(|| Error::WrongServiceType {
+                service: name.to_string(),
+                actual: entry.kind.to_string(),
+                wanted: S::KIND.to_string(),
+            })
+    }
+
+    /// The PostgreSQL database: the environment's own, or this slice's clone of the template.
+    #[cfg(feature = "postgres")]
+    pub fn postgres(&self) -> Result<&crate::PostgresDb> {
+        self.get::<crate::Postgres>()
+    }
+
+    /// The Redis logical database: 0 in an owned environment, this slice's in a shared one.
+    #[cfg(feature = "redis")]
+    pub fn redis(&self) -> Result<&crate::RedisDb> {
+        self.get::<crate::Redis>()
+    }
+
+    /// Kafka topic names and groups: unprefixed in an owned environment, under this slice's
+    /// prefix in a shared one (its topics are deleted on release).
+    #[cfg(feature = "kafka")]
+    pub fn kafka(&self) -> Result<&crate::KafkaSlice> {
+        self.get::<crate::Kafka>()
+    }
+
+    /// The stub server: its root in an owned environment, this slice's namespace in a shared one.
+    #[cfg(feature = "stub")]
+    pub fn stub(&self) -> Result<&crate::StubEndpoint> {
+        self.get::<crate::HttpStub>()
+    }
+
+    /// A container of your own, added with
+    /// [`EnvBuilder::with_container`](crate::EnvBuilder::with_container).
+    pub fn container(&self, name: &str) -> Result<&crate::ContainerEndpoint> {
+        self.named::<crate::Container>(name)
+    }
+
+    /// The configuration a system under test reads, from every service: `DATABASE_URL`,
+    /// `REDIS_URL`, `KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_TOPIC_PREFIX`, `STUB_URL`, and
+    /// `<NAME>_HOST`/`<NAME>_PORT` for containers of your own.
+    pub fn vars(&self) -> HashMap<String, String> {
+        self.entries
+            .iter()
+            .flat_map(|e| e.vars.iter().cloned())
+            .collect()
+    }
+
+    /// The services' names, in the order they were added.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.name.as_str())
+    }
+
+    /// What to show when a test fails: per service, its scope and how to connect.
+    pub fn diagnostics(&self) -> String {
+        let mut text = String::new();
+        for entry in &self.entries {
+            text.push_str(&format!("{}: {}\n", entry.name, entry.debug));
+            for line in &entry.diagnose {
+                text.push_str(&format!("  {line}\n"));
+            }
+        }
+        text
+    }
+}
+
+impl fmt::Debug for Services {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.entries.iter().map(|e| (&e.name, e)))
+            .finish()
+    }
+}

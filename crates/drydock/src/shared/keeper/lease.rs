@@ -1,0 +1,133 @@
+//! One connection, one lease: cut a slice, hand it out, hold it until the connection closes,
+//! then drop it — each piece gives itself back.
+
+use std::sync::{atomic::Ordering, Arc};
+
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::UnixStream,
+};
+
+use super::serve::{Keeper, Phase, Resources};
+use crate::{
+    error::Result,
+    service::SliceId,
+    shared::protocol::{GrantedService, Request, Response, SliceGrant, Status},
+};
+
+/// How long a new connection may take to say what it wants.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Counts a lease while alive.
+struct LeaseCount(Arc<Keeper>);
+
+impl LeaseCount {
+    fn new(keeper: &Arc<Keeper>) -> Self {
+        keeper.leases.send_modify(|n| *n += 1);
+        LeaseCount(Arc::clone(keeper))
+    }
+}
+
+impl Drop for LeaseCount {
+    fn drop(&mut self) {
+        self.0.leases.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+pub(super) async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let mut line = String::new();
+    match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
+        Ok(Ok(n)) if n > 0 => {}
+        _ => return,
+    }
+    let request: Request = match serde_json::from_str(&line) {
+        Ok(request) => request,
+        Err(e) => {
+            let _ = reply(&mut write, &Response::Failed(format!("bad request: {e}"))).await;
+            return;
+        }
+    };
+    match request {
+        Request::Status => {
+            let status = Status {
+                run: keeper.spec.run.clone(),
+                identity: keeper.spec.identity.clone(),
+                pid: std::process::id(),
+                state: match &*keeper.phase.borrow() {
+                    Phase::Starting => "starting".into(),
+                    Phase::Ready(_) => "ready".into(),
+                    Phase::Failed(e) => format!("failed: {e}"),
+                },
+                leases: *keeper.leases.borrow(),
+            };
+            let _ = reply(&mut write, &Response::Status(status)).await;
+        }
+        Request::Attach { pid } => {
+            let _lease = LeaseCount::new(&keeper);
+            let mut phase = keeper.phase.subscribe();
+            let resources = loop {
+                let current = phase.borrow_and_update().clone();
+                match current {
+                    Phase::Ready(resources) => break resources,
+                    Phase::Failed(message) => {
+                        let _ = reply(&mut write, &Response::Failed(message)).await;
+                        return;
+                    }
+                    Phase::Starting => {
+                        if phase.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            };
+            // On an error, the leases cut so far are dropped here and give themselves back.
+            let (grant, _leases) = match cut(&resources).await {
+                Ok(cut) => cut,
+                Err(e) => {
+                    let _ = reply(&mut write, &Response::Failed(e.to_string())).await;
+                    return;
+                }
+            };
+            if reply(&mut write, &Response::Slice(Box::new(grant))).await.is_ok() {
+                keeper.served.fetch_add(1, Ordering::Relaxed);
+                // The lease lasts until the test process closes the connection or dies.
+                let mut sink = [0u8; 64];
+                while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {}
+            }
+            tracing::debug!(pid, "slice released");
+        }
+    }
+}
+
+/// Cuts one slice: a lease of every service, and what the test needs to reach each.
+async fn cut(resources: &Resources) -> Result<(SliceGrant, Vec<Box<dyn Send + Sync>>)> {
+    let slice = SliceId(resources.slices.fetch_add(1, Ordering::Relaxed));
+    let mut granted = Vec::new();
+    let mut leases = Vec::new();
+    for (name, started) in &resources.services {
+        let (scope, lease) = Arc::clone(started).cut(slice).await?;
+        leases.push(lease);
+        granted.push(GrantedService {
+            name: name.clone(),
+            server: started.server_json()?,
+            scope,
+        });
+    }
+    let grant = SliceGrant {
+        instance: resources.instance.clone(),
+        network: resources.network.clone(),
+        services: granted,
+    };
+    Ok((grant, leases))
+}
+
+async fn reply(
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    response: &Response,
+) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(response)?;
+    line.push(b'\n');
+    write.write_all(&line).await
+}
