@@ -181,7 +181,12 @@ async fn ensure_image(engine: &Engine, service: &str, plan: &ContainerPlan) -> R
         .from_image(plan.image.repository())
         .tag(plan.image.tag())
         .build();
-    let credentials = super::credentials_for(plan.image.repository());
+    // Reading the Docker config may run a credential helper: blocking, and bounded there.
+    let repository = plan.image.repository().to_string();
+    let credentials = tokio::task::spawn_blocking(move || super::credentials_for(&repository))
+        .await
+        .ok()
+        .flatten();
     let pull = async {
         let mut progress = docker.create_image(Some(options), None, credentials);
         while let Some(step) = progress.next().await {

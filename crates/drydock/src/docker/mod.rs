@@ -5,11 +5,13 @@
 //! stray `/.dockerenv`, a bounded image pull with registry credentials and a clear error, and
 //! removal by label.
 
+mod auth;
 mod cleanup;
 mod container;
 mod engine;
 mod host;
 
+pub(crate) use auth::credentials_for;
 pub(crate) use cleanup::remove_labelled_blocking;
 pub use cleanup::{remove_labelled, Removed};
 pub(crate) use container::{
@@ -17,8 +19,3 @@ pub(crate) use container::{
 };
 pub use engine::Engine;
 pub use testcontainers::bollard;
-
-/// Registry credentials for pulling `repository` (until the auth module lands).
-pub(crate) fn credentials_for(_repository: &str) -> Option<bollard::auth::DockerCredentials> {
-    None
-}
