@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use drydock::{Env, Error, Postgres, Redis};
+use drydock::{Env, Error, Postgres, Redis, ServiceExt};
 use drydock_tests::{assert_child_passed, labelled, run_child};
 use redis::AsyncCommands;
 
@@ -237,7 +237,7 @@ async fn a_service_that_never_becomes_ready_fails_with_the_named_timeout() -> Te
         panic!("a server with no TCP listener became ready");
     };
     let Error::NotReady {
-        service,
+        ref service,
         bound: reported,
         ref last_error,
         ref log_tail,
@@ -282,10 +282,7 @@ async fn a_server_that_exits_fails_fast_with_its_log() -> TestResult {
     assert!(
         matches!(
             error,
-            Error::ContainerExited {
-                service: "postgres",
-                ..
-            }
+            Error::ContainerExited { ref service, .. } if service == "postgres"
         ),
         "expected ContainerExited, got: {message}"
     );
@@ -344,10 +341,7 @@ async fn child_missing_image() {
     assert!(
         matches!(
             error,
-            Error::ImageUnavailable {
-                service: "redis",
-                ..
-            }
+            Error::ImageUnavailable { ref service, .. } if service == "redis"
         ),
         "{message}"
     );

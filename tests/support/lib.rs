@@ -70,9 +70,9 @@ pub async fn labelled(label: &str) -> drydock::Result<Resources> {
 
 fn docker_error(what: &str, e: drydock::docker::bollard::errors::Error) -> drydock::Error {
     drydock::Error::Connect {
-        service: "docker",
+        service: "docker".into(),
         endpoint: what.into(),
-        cause: e.to_string(),
+        source: e.into(),
     }
 }
 

@@ -200,7 +200,9 @@ impl EnvBuilder {
                 if !self.services.iter().any(|s| s.name() == dependency) {
                     return Err(Error::Spec {
                         service: service.name().to_string(),
-                        problem: format!("it depends on `{dependency}`, which is not in the environment"),
+                        problem: format!(
+                            "it depends on `{dependency}`, which is not in the environment"
+                        ),
                         fix: format!("add `{dependency}` to the builder, or remove the dependency"),
                     });
                 }

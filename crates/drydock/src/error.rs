@@ -98,7 +98,9 @@ pub enum Error {
 
     /// A host port the service must publish as is (Kafka advertises it) was taken by another
     /// process between its reservation and the container's start.
-    #[error("host port {port} for {service} was taken by another process before the container started")]
+    #[error(
+        "host port {port} for {service} was taken by another process before the container started"
+    )]
     PortTaken {
         /// The service.
         service: String,

@@ -111,7 +111,13 @@ impl fmt::Display for ImageRef {
 pub fn override_var(service: &str) -> String {
     let name: String = service
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("DRYDOCK_IMAGE_{name}")
 }

@@ -40,7 +40,6 @@ const HELPER_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// Blocking: it reads files and may run a credential helper for up to 10 s, so call it from
 /// async code through `tokio::task::spawn_blocking`.
-// Until container.rs's `ensure_image` passes these to `create_image` (done by the integrator).
 pub(crate) fn credentials_for(image_repository: &str) -> Option<DockerCredentials> {
     let helper = |name: &str, server: &str| run_helper(name, server, HELPER_TIMEOUT);
     if let Some(json) = std::env::var("DOCKER_AUTH_CONFIG")

@@ -49,7 +49,11 @@ pub(crate) async fn start(
         .ports
         .iter()
         .map(|port| (*port, None))
-        .chain(plan.fixed_ports.iter().map(|(host, port)| (*port, Some(*host))))
+        .chain(
+            plan.fixed_ports
+                .iter()
+                .map(|(host, port)| (*port, Some(*host))),
+        )
         .collect();
     let bind_ip = engine.bind_ip().to_string();
     let host_config = HostConfig {
@@ -105,29 +109,28 @@ pub(crate) async fn start(
         ..Default::default()
     };
     let docker = engine.docker();
-    let create = async {
-        let options = CreateContainerOptionsBuilder::new().name(name).build();
-        let created = docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(start_failed)?;
-        if let Err(e) = docker.start_container(&created.id, None).await {
-            // Decided by the fact, not the engine's wording: a fixed port nobody can bind now
-            // was taken between its reservation and this start.
-            if let Some((port, _)) = plan
-                .fixed_ports
-                .iter()
-                .find(|(host, _)| std::net::TcpListener::bind((bind_ip.as_str(), *host)).is_err())
-            {
-                return Err(Error::PortTaken {
-                    service: service.to_string(),
-                    port: *port,
-                });
+    let create =
+        async {
+            let options = CreateContainerOptionsBuilder::new().name(name).build();
+            let created = docker
+                .create_container(Some(options), body)
+                .await
+                .map_err(start_failed)?;
+            if let Err(e) = docker.start_container(&created.id, None).await {
+                // Decided by the fact, not the engine's wording: a fixed port nobody can bind now
+                // was taken between its reservation and this start.
+                if let Some((port, _)) = plan.fixed_ports.iter().find(|(host, _)| {
+                    std::net::TcpListener::bind((bind_ip.as_str(), *host)).is_err()
+                }) {
+                    return Err(Error::PortTaken {
+                        service: service.to_string(),
+                        port: *port,
+                    });
+                }
+                return Err(start_failed(e));
             }
-            return Err(start_failed(e));
-        }
-        Ok(created.id)
-    };
+            Ok(created.id)
+        };
     let id = tokio::time::timeout(START_TIMEOUT, create)
         .await
         .map_err(|_| Error::Timeout {
@@ -248,14 +251,19 @@ pub(crate) async fn exec(
             )
             .await?;
         let mut output = String::new();
-        if let StartExecResults::Attached { output: mut out, .. } =
-            docker.start_exec(&created.id, None).await?
+        if let StartExecResults::Attached {
+            output: mut out, ..
+        } = docker.start_exec(&created.id, None).await?
         {
             while let Some(chunk) = out.next().await {
                 output.push_str(&String::from_utf8_lossy(&chunk?.into_bytes()));
             }
         }
-        let code = docker.inspect_exec(&created.id).await?.exit_code.unwrap_or(-1);
+        let code = docker
+            .inspect_exec(&created.id)
+            .await?
+            .exit_code
+            .unwrap_or(-1);
         Ok::<_, BoxError>((code, output))
     };
     tokio::time::timeout(timeout, run)
@@ -297,14 +305,14 @@ pub(crate) fn reserve_port(bind_ip: &str) -> Result<u16> {
         fix: "check DRYDOCK_BIND_IP, or free some ports".into(),
     };
     let listener = std::net::TcpListener::bind((bind_ip, 0)).map_err(unavailable)?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(unavailable)
+    listener.local_addr().map(|a| a.port()).map_err(unavailable)
 }
 
 /// Removes a container by name, ignoring absence (a failed start leaves it created).
 pub(crate) async fn remove_container(engine: &Engine, name: &str) {
-    let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+    let options = RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .v(true)
+        .build();
     let _ = engine.docker().remove_container(name, Some(options)).await;
 }

@@ -25,7 +25,9 @@ use tokio::{
     net::TcpStream,
 };
 
-use super::{Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer};
+use super::{
+    Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer,
+};
 use crate::{
     error::{BoxError, Error, Result},
     image::ImageRef,
@@ -124,14 +126,23 @@ pub struct Container {
 impl Container {
     /// A container named `name` (its name on the environment's network and in
     /// [`Services::container`](crate::Services::container)) described by a testcontainers image.
-    pub fn from_image<I: Image>(name: impl Into<String>, image: impl Into<ContainerRequest<I>>) -> Self {
+    pub fn from_image<I: Image>(
+        name: impl Into<String>,
+        image: impl Into<ContainerRequest<I>>,
+    ) -> Self {
         let request: ContainerRequest<I> = image.into();
         let description = request.image();
         let mut ports: Vec<u16> = request
             .expose_ports()
             .iter()
             .cloned()
-            .chain(request.ports().into_iter().flatten().map(|m| m.container_port()))
+            .chain(
+                request
+                    .ports()
+                    .into_iter()
+                    .flatten()
+                    .map(|m| m.container_port()),
+            )
             .filter_map(|p| match p {
                 ContainerPort::Tcp(port) => Some(port),
                 _ => None,
@@ -298,7 +309,10 @@ impl Service for Container {
             vars.push((format!("{prefix}_PORT"), host_port.to_string()));
         }
         for (container_port, host_port) in &endpoint.ports {
-            vars.push((format!("{prefix}_PORT_{container_port}"), host_port.to_string()));
+            vars.push((
+                format!("{prefix}_PORT_{container_port}"),
+                host_port.to_string(),
+            ));
         }
         vars
     }
@@ -315,7 +329,13 @@ impl Service for Container {
 /// `my-app` → `MY_APP`.
 fn var_prefix(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -332,7 +352,10 @@ async fn check(
             // connection that stays open (or greets) has a server behind it.
             let mut byte = [0u8; 1];
             match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut byte)).await {
-                Ok(Ok(0)) => Err(format!("{address} closed the connection: nothing listens on {port} yet").into()),
+                Ok(Ok(0)) => Err(format!(
+                    "{address} closed the connection: nothing listens on {port} yet"
+                )
+                .into()),
                 Ok(Err(e)) => Err(e.into()),
                 _ => Ok(()),
             }
@@ -340,7 +363,8 @@ async fn check(
         Readiness::Http { port, path, status } => {
             let address = server.address(*port)?;
             let mut stream = TcpStream::connect(&address).await?;
-            let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+            let request =
+                format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
             stream.write_all(request.as_bytes()).await?;
             let mut head = [0u8; 64];
             let n = stream.read(&mut head).await?;
@@ -416,6 +440,10 @@ impl ContainerEndpoint {
 
 impl fmt::Debug for ContainerEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ContainerEndpoint({} at {}, ports {:?})", self.name, self.host, self.ports)
+        write!(
+            f,
+            "ContainerEndpoint({} at {}, ports {:?})",
+            self.name, self.host, self.ports
+        )
     }
 }

@@ -141,7 +141,10 @@ impl<S: Service> AnyService for S {
         };
         let server: S::Server = serde_json::from_value(server).map_err(|e| decode("server", e))?;
         let scope: S::Scope = serde_json::from_value(scope).map_err(|e| decode("scope", e))?;
-        Ok(Entry::of::<S>(Service::name(self), S::handle(&server, scope)))
+        Ok(Entry::of::<S>(
+            Service::name(self),
+            S::handle(&server, scope),
+        ))
     }
 }
 
@@ -169,8 +172,8 @@ impl<S: Service> Started for Running<S> {
     ) -> BoxFuture<'static, Result<(Value, Box<dyn Send + Sync>)>> {
         Box::pin(async move {
             let lease = S::cut(&self.slicer, slice).await?;
-            let scope =
-                serde_json::to_value(lease.scope()).map_err(|e| super::spec_error(&self.name, e))?;
+            let scope = serde_json::to_value(lease.scope())
+                .map_err(|e| super::spec_error(&self.name, e))?;
             Ok((scope, Box::new(lease) as Box<dyn Send + Sync>))
         })
     }

@@ -112,7 +112,9 @@ pub struct Common {
 /// The spec (`Self`) and the [`Server`](Self::Server) are serialisable because a shared
 /// environment is started by the keeper process, which rebuilds the spec from JSON and hands
 /// servers and scopes to test processes over a socket.
-pub trait Service: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static {
+pub trait Service:
+    Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static
+{
     /// The kind's name: in labels, container names, errors and `DRYDOCK_IMAGE_<KIND>`.
     const KIND: &'static str;
     /// The running server: addresses and generated credentials.

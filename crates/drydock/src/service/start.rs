@@ -50,8 +50,7 @@ pub(crate) async fn start<S: Service>(
                 sharing,
             };
             let plan: ContainerPlan = service.plan(image.clone(), &mut context)?;
-            match docker::start(&placement.engine, &name, &plan, &container_name, placement).await
-            {
+            match docker::start(&placement.engine, &name, &plan, &container_name, placement).await {
                 Ok(started) => break (plan, started),
                 // Another process took a reserved port between reservation and start.
                 Err(Error::PortTaken { .. }) if attempt < PORT_ATTEMPTS => {

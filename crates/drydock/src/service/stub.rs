@@ -16,7 +16,9 @@ use drydock_stub::StubServer;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer};
+use super::{
+    Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer,
+};
 use crate::{
     error::{BoxError, Error, Result},
     image::ImageRef,
@@ -175,7 +177,10 @@ impl Service for HttpStub {
         vec![
             format!("namespace: {:?}", stub.namespace().unwrap_or("")),
             format!("journal: curl -s {}/__admin/requests", stub.url()),
-            format!("near misses: curl -s {}/__admin/requests/unmatched", stub.url()),
+            format!(
+                "near misses: curl -s {}/__admin/requests/unmatched",
+                stub.url()
+            ),
         ]
     }
 }
@@ -193,7 +198,13 @@ impl Drop for SliceNamespace {
             return;
         };
         runtime.spawn(async move {
-            let removed = async { root.admin().await?.remove_namespace(&name).await.map_err(Error::from) };
+            let removed = async {
+                root.admin()
+                    .await?
+                    .remove_namespace(&name)
+                    .await
+                    .map_err(Error::from)
+            };
             if let Err(e) = removed.await {
                 eprintln!("drydock keeper: removing stub namespace {name}: {e}");
             }
@@ -261,7 +272,6 @@ impl StubEndpoint {
     pub(crate) async fn admin(&self) -> Result<StubServer> {
         Ok(self.connect().await?.verify_on_drop(false))
     }
-
 }
 
 impl fmt::Debug for StubEndpoint {
@@ -269,4 +279,3 @@ impl fmt::Debug for StubEndpoint {
         write!(f, "StubEndpoint({})", self.url())
     }
 }
-

@@ -105,7 +105,12 @@ pub(crate) async fn attach(mut builder: EnvBuilder) -> Result<Slice> {
         }
     })
     .await
-    .map_err(|e| Error::keeper(dir.path(), format!("could not be reached: the attach task failed: {e}")))??;
+    .map_err(|e| {
+        Error::keeper(
+            dir.path(),
+            format!("could not be reached: the attach task failed: {e}"),
+        )
+    })??;
     // Each service's handle, from the server and scope the keeper granted.
     let mut entries = Vec::new();
     for granted in grant.services {
@@ -113,10 +118,23 @@ pub(crate) async fn attach(mut builder: EnvBuilder) -> Result<Slice> {
             .services
             .iter()
             .find(|s| s.name() == granted.name)
-            .ok_or_else(|| Error::keeper(dir.path(), format!("granted a service `{}` this spec does not have", granted.name)))?;
+            .ok_or_else(|| {
+                Error::keeper(
+                    dir.path(),
+                    format!(
+                        "granted a service `{}` this spec does not have",
+                        granted.name
+                    ),
+                )
+            })?;
         entries.push(service.entry(granted.server, granted.scope)?);
     }
-    Ok(Slice::new(stream, grant.instance, grant.network, Services::new(entries)))
+    Ok(Slice::new(
+        stream,
+        grant.instance,
+        grant.network,
+        Services::new(entries),
+    ))
 }
 
 /// A connection to the environment's keeper, starting the keeper when there is none.
@@ -161,8 +179,13 @@ fn connect_or_spawn(dir: &RunDir, spec: &KeeperSpec) -> Result<UnixStream> {
 /// Re-executes this binary as the keeper, detached: its own process group (a signal to the test's
 /// group does not reach it), and no inherited pipes (nextest waits for a test's pipes to close).
 fn spawn_keeper(dir: &RunDir) -> Result<std::process::Child> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::keeper_io(dir.path(), "cannot be started: this executable is not found", e))?;
+    let exe = std::env::current_exe().map_err(|e| {
+        Error::keeper_io(
+            dir.path(),
+            "cannot be started: this executable is not found",
+            e,
+        )
+    })?;
     let log = std::fs::File::create(dir.log_file())
         .map_err(|e| Error::keeper_io(dir.path(), "log cannot be created", e))?;
     let log_err = log

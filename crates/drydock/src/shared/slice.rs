@@ -34,7 +34,12 @@ pub struct Slice {
 }
 
 impl Slice {
-    pub(crate) fn new(lease: UnixStream, instance: String, network: String, services: Services) -> Self {
+    pub(crate) fn new(
+        lease: UnixStream,
+        instance: String,
+        network: String,
+        services: Services,
+    ) -> Self {
         Slice {
             _lease: lease,
             instance,

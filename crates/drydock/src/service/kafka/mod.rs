@@ -17,7 +17,9 @@ use clients::delete_prefixed;
 pub use clients::Received;
 pub use slice::KafkaSlice;
 
-use super::{Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer};
+use super::{
+    Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer,
+};
 use crate::{
     error::{BoxError, Result},
     image::ImageRef,
@@ -149,7 +151,11 @@ impl Service for Kafka {
 
     fn server(&self, plan: &ContainerPlan, container: &StartedContainer) -> Result<KafkaServer> {
         // The one fixed port is the advertised one, the same inside and out.
-        let port = plan.fixed_ports.first().map(|(host, _)| *host).unwrap_or_default();
+        let port = plan
+            .fixed_ports
+            .first()
+            .map(|(host, _)| *host)
+            .unwrap_or_default();
         Ok(KafkaServer {
             bootstrap: format!("{}:{port}", container.host()),
             internal: match self.flavour {
@@ -276,4 +282,3 @@ impl fmt::Debug for KafkaServer {
         write!(f, "KafkaServer({})", self.bootstrap)
     }
 }
-

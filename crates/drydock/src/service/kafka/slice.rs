@@ -63,6 +63,16 @@ impl KafkaSlice {
         &self.server
     }
 
+    /// `host:port` for `bootstrap.servers` from this process.
+    pub fn bootstrap_servers(&self) -> &str {
+        self.server.bootstrap_servers()
+    }
+
+    /// `name:port` for containers on the environment's network (apache flavour).
+    pub fn internal_bootstrap_servers(&self) -> Option<&str> {
+        self.server.internal_bootstrap_servers()
+    }
+
     /// The prefix of this slice's names.
     pub fn prefix(&self) -> &str {
         &self.prefix

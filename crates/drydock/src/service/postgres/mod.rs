@@ -16,7 +16,9 @@ use sqlx::{Connection, PgConnection};
 pub use handle::{PostgresDb, PostgresServer};
 use template::ClonePool;
 
-use super::{Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer};
+use super::{
+    Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer,
+};
 use crate::{
     error::{BoxError, Result},
     image::ImageRef,
@@ -175,7 +177,10 @@ impl Service for Postgres {
             port: container.host_port(PORT)?,
             container_name: container.name().to_string(),
             user: USER.into(),
-            password: plan.env_value("POSTGRES_PASSWORD").unwrap_or_default().into(),
+            password: plan
+                .env_value("POSTGRES_PASSWORD")
+                .unwrap_or_default()
+                .into(),
         })
     }
 
@@ -202,7 +207,9 @@ impl Service for Postgres {
                 Ok(PostgresSlicer(None))
             }
             // The template gets the schema, not the server's own database.
-            Sharing::Shared => Ok(PostgresSlicer(Some(ClonePool::prepare(server, self).await?))),
+            Sharing::Shared => Ok(PostgresSlicer(Some(
+                ClonePool::prepare(server, self).await?,
+            ))),
         }
     }
 
@@ -241,4 +248,3 @@ impl Service for Postgres {
         ]
     }
 }
-

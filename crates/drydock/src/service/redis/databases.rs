@@ -108,7 +108,9 @@ impl Drop for LeasedDatabase {
         runtime.spawn(async move {
             match leases.flush(db).await {
                 Ok(()) => leases.give_back(db),
-                Err(e) => eprintln!("drydock keeper: Redis database {db} withheld, flush failed: {e}"),
+                Err(e) => {
+                    eprintln!("drydock keeper: Redis database {db} withheld, flush failed: {e}")
+                }
             }
         });
     }

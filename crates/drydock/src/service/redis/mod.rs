@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use databases::DatabaseLeases;
 
-use super::{Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer};
+use super::{
+    Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer,
+};
 use crate::{
     error::{BoxError, Error, Result},
     image::ImageRef,
@@ -265,6 +267,10 @@ impl RedisDb {
 
 impl fmt::Debug for RedisDb {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RedisDb({}:{}/{})", self.server.host, self.server.port, self.db)
+        write!(
+            f,
+            "RedisDb({}:{}/{})",
+            self.server.host, self.server.port, self.db
+        )
     }
 }

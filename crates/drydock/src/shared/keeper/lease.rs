@@ -90,7 +90,10 @@ pub(super) async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
                     return;
                 }
             };
-            if reply(&mut write, &Response::Slice(Box::new(grant))).await.is_ok() {
+            if reply(&mut write, &Response::Slice(Box::new(grant)))
+                .await
+                .is_ok()
+            {
                 keeper.served.fetch_add(1, Ordering::Relaxed);
                 // The lease lasts until the test process closes the connection or dies.
                 let mut sink = [0u8; 64];

@@ -1,11 +1,9 @@
 //! The keeper's life: read the spec, start the environment, accept leases, tear down after the
 //! grace period.
 
-use std::{
-    sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-        Arc,
-    },
+use std::sync::{
+    atomic::{AtomicU64, AtomicUsize, Ordering},
+    Arc,
 };
 
 use tokio::{
@@ -52,9 +50,8 @@ pub(super) struct Keeper {
 pub(super) async fn serve(dir: RunDir) -> Result<()> {
     let spec_text = std::fs::read_to_string(dir.spec_file())
         .map_err(|e| Error::keeper_io(dir.path(), "cannot read its spec", e))?;
-    let spec: KeeperSpec = serde_json::from_str(&spec_text).map_err(|e| {
-        Error::keeper(dir.path(), format!("cannot parse its spec: {e}"))
-    })?;
+    let spec: KeeperSpec = serde_json::from_str(&spec_text)
+        .map_err(|e| Error::keeper(dir.path(), format!("cannot parse its spec: {e}")))?;
     // The spawner holds the election lock until this socket answers, so no other keeper binds.
     let _ = std::fs::remove_file(dir.socket());
     let listener = UnixListener::bind(dir.socket())
@@ -150,7 +147,9 @@ async fn start(keeper: Arc<Keeper>, env_out: tokio::sync::oneshot::Sender<Env>) 
     let outcome = async {
         let mut builder = EnvBuilder::default();
         for (kind, spec) in &keeper.spec.services {
-            builder.services.push(registry::rebuild(kind, spec.clone())?);
+            builder
+                .services
+                .push(registry::rebuild(kind, spec.clone())?);
         }
         let engine = Engine::connect().await?;
         let labels = InstanceLabels::shared(keeper.spec.run.clone(), keeper.spec.identity.clone());
