@@ -147,7 +147,13 @@ impl EnvBuilder {
     pub(crate) fn resolved_identity(&self) -> Result<String> {
         static CACHE: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
         let specs = self.specs()?;
-        let key = serde_json::to_string(&specs).unwrap_or_default();
+        let files: Vec<std::path::PathBuf> =
+            self.services.iter().flat_map(|s| s.files()).collect();
+        let key = format!(
+            "{}|{}",
+            serde_json::to_string(&specs).unwrap_or_default(),
+            freshness(&files)
+        );
         let cache = CACHE.get_or_init(Default::default);
         if let Some(id) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(id.clone());
@@ -318,6 +324,42 @@ impl EnvBuilder {
             _ => Err(Error::Several(failures)),
         }
     }
+}
+
+/// Sizes and modification times of `paths` (a directory's files, recursively): what changes
+/// when a file of the spec changes, found without reading any.
+fn freshness(paths: &[PathBuf]) -> String {
+    fn visit(path: &std::path::Path, out: &mut Vec<String>) {
+        let Ok(meta) = std::fs::metadata(path) else {
+            out.push(format!("{}:absent", path.display()));
+            return;
+        };
+        if meta.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            entries.sort();
+            for entry in entries {
+                visit(&entry, out);
+            }
+        } else {
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
+            out.push(format!("{}:{}:{modified}", path.display(), meta.len()));
+        }
+    }
+    let mut out = Vec::new();
+    for path in paths {
+        visit(path, &mut out);
+    }
+    out.join("|")
 }
 
 /// Running services of one test. Dropping it removes every container and network it created,

@@ -21,6 +21,7 @@ pub(crate) trait AnyService: Send + Sync + fmt::Debug {
     /// The spec as it crosses to the keeper.
     fn spec(&self) -> Result<Value>;
     fn identity(&self) -> Result<Value>;
+    fn files(&self) -> Vec<std::path::PathBuf>;
     fn resolve_paths(&mut self, base: &Path) -> Result<()>;
     fn clone_box(&self) -> Box<dyn AnyService>;
     /// Starts, waits for readiness, prepares.
@@ -106,6 +107,10 @@ impl<S: Service> AnyService for S {
 
     fn identity(&self) -> Result<Value> {
         Service::identity(self)
+    }
+
+    fn files(&self) -> Vec<std::path::PathBuf> {
+        Service::files(self)
     }
 
     fn resolve_paths(&mut self, base: &Path) -> Result<()> {

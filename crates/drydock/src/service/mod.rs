@@ -150,6 +150,12 @@ pub trait Service:
     fn identity(&self) -> Result<serde_json::Value> {
         serde_json::to_value(self).map_err(|e| spec_error(self.name(), e))
     }
+    /// The files (or directories of files) [`identity`](Self::identity) reads. Their sizes
+    /// and modification times key the per-process identity cache, so an unchanged spec is not
+    /// read again on every attach, and a changed file still makes another environment.
+    fn files(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
     /// Makes the spec's relative paths absolute against `base` (the calling crate's directory),
     /// so that the spec means the same in the keeper's process.
     fn resolve_paths(&mut self, _base: &Path) -> Result<()> {

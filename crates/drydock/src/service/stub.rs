@@ -98,6 +98,10 @@ impl Service for HttpStub {
         }))
     }
 
+    fn files(&self) -> Vec<PathBuf> {
+        self.mappings.iter().cloned().collect()
+    }
+
     fn resolve_paths(&mut self, base: &Path) -> Result<()> {
         if let Some(dir) = &self.mappings {
             self.mappings = Some(paths::resolve(base, dir, "stub mappings directory")?);

@@ -145,6 +145,14 @@ impl Service for Postgres {
         }))
     }
 
+    fn files(&self) -> Vec<PathBuf> {
+        self.migrations
+            .iter()
+            .chain(&self.fixtures)
+            .cloned()
+            .collect()
+    }
+
     fn resolve_paths(&mut self, base: &Path) -> Result<()> {
         if let Some(dir) = &self.migrations {
             self.migrations = Some(paths::resolve(base, dir, "migrations directory")?);
