@@ -147,8 +147,7 @@ impl EnvBuilder {
     pub(crate) fn resolved_identity(&self) -> Result<String> {
         static CACHE: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
         let specs = self.specs()?;
-        let files: Vec<std::path::PathBuf> =
-            self.services.iter().flat_map(|s| s.files()).collect();
+        let files: Vec<std::path::PathBuf> = self.services.iter().flat_map(|s| s.files()).collect();
         let key = format!(
             "{}|{}",
             serde_json::to_string(&specs).unwrap_or_default(),

@@ -59,7 +59,8 @@ pub mod container;
 mod dynamic;
 mod lease;
 mod plan;
-pub(crate) mod registry;
+#[doc(hidden)]
+pub mod registry;
 pub(crate) mod start;
 
 #[cfg(feature = "kafka")]
