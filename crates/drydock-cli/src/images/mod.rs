@@ -100,10 +100,10 @@ mod tests {
 
     #[test]
     fn a_named_image_comes_after_its_base_and_each_comes_once() -> Result<()> {
-        let only = ["redis".to_string(), "postgres".to_string()];
+        let only = ["redis".to_string(), "beanstalkd".to_string()];
         assert_eq!(
             names(&wanted(&only)?),
-            ["debian", "redis", "postgres"],
+            ["debian", "redis", "beanstalkd"],
             "the base first, once"
         );
         assert_eq!(names(&wanted(&[])?).len(), RECIPES.len(), "all by default");

@@ -117,6 +117,16 @@ pub(super) const RECIPES: &[Recipe] = &[
             }],
         },
     },
+    // Not a stand-in: a service drydock knows nothing about, for tests of users' own containers.
+    Recipe {
+        name: "beanstalkd",
+        tag: "drydock.local/beanstalkd:1",
+        source: Source::Dockerfile {
+            base: "debian",
+            files: &[recipe_file!("beanstalkd", "Dockerfile", 0o644)],
+            binaries: &[],
+        },
+    },
 ];
 
 /// The recipe called `name`.
