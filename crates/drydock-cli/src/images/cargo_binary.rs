@@ -38,7 +38,11 @@ impl CargoBinary {
     /// What names this build of the binary: its cache folder, and its part of a recipe's hash.
     pub(super) fn cache_key(&self) -> String {
         if let Some(dir) = self.checkout() {
-            return format!("{}-src-{}", self.krate, source_hash(&dir));
+            return format!(
+                "{}-src-{}",
+                self.krate,
+                source_hash(Path::new(WORKSPACE_ROOT), &dir)
+            );
         }
         format!(
             "{}-{}-{}",
@@ -131,8 +135,10 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-/// A hash of a crate's sources and the workspace's lock file, so a change rebuilds its image.
-fn source_hash(dir: &Path) -> String {
+/// A hash of a crate's sources (in `dir`) and the workspace's lock file (in `root`), so a change
+/// rebuilds its image. Files are named relative to `dir` and `root`: another clone of the same
+/// commit, wherever it is, finds the image up to date.
+fn source_hash(root: &Path, dir: &Path) -> String {
     fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let path = entry.path();
@@ -143,21 +149,17 @@ fn source_hash(dir: &Path) -> String {
             }
         }
     }
-    let mut files = vec![
-        dir.join("Cargo.toml"),
-        Path::new(WORKSPACE_ROOT).join("Cargo.lock"),
-    ];
+    let mut files = vec![dir.join("Cargo.toml"), root.join("Cargo.lock")];
     walk(&dir.join("src"), &mut files);
     files.sort();
     let mut hasher = Sha256::new();
     for file in files {
         if let Ok(content) = std::fs::read(&file) {
-            hasher.update(
-                file.strip_prefix(dir)
-                    .unwrap_or(&file)
-                    .display()
-                    .to_string(),
-            );
+            let name = file
+                .strip_prefix(dir)
+                .or_else(|_| file.strip_prefix(root))
+                .unwrap_or(&file);
+            hasher.update(name.display().to_string());
             hasher.update(&content);
         }
     }
@@ -175,4 +177,34 @@ fn cache_dir() -> PathBuf {
     }
     let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
     PathBuf::from(home).join(".cache/drydock")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A workspace with a lock file and one crate, `stub`, in a new temporary folder.
+    fn workspace(lock: &str) -> std::io::Result<tempfile::TempDir> {
+        let root = tempfile::tempdir()?;
+        std::fs::create_dir_all(root.path().join("crates/stub/src"))?;
+        std::fs::write(root.path().join("Cargo.lock"), lock)?;
+        std::fs::write(root.path().join("crates/stub/Cargo.toml"), "[package]")?;
+        std::fs::write(root.path().join("crates/stub/src/main.rs"), "fn main() {}")?;
+        Ok(root)
+    }
+
+    fn hash(root: &Path) -> String {
+        source_hash(root, &root.join("crates/stub"))
+    }
+
+    #[test]
+    fn the_source_hash_follows_the_sources_and_lock_file_not_the_checkouts_path(
+    ) -> std::io::Result<()> {
+        let (one, two, other) = (workspace("a")?, workspace("a")?, workspace("b")?);
+        assert_eq!(hash(one.path()), hash(two.path()), "same sources elsewhere");
+        assert_ne!(hash(one.path()), hash(other.path()), "another lock file");
+        std::fs::write(one.path().join("crates/stub/src/main.rs"), "fn main() {  }")?;
+        assert_ne!(hash(one.path()), hash(two.path()), "a changed source");
+        Ok(())
+    }
 }
