@@ -1,7 +1,10 @@
 //! The Debian base image: a minimal root file system made by `debootstrap` in a temporary
 //! folder, packed with its Dockerfile as a build context.
 
-use std::{path::PathBuf, process::Command};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use anyhow::{bail, Context, Result};
 
@@ -51,7 +54,8 @@ pub(super) fn context() -> Result<Vec<u8>> {
         .status()
         .context("running debootstrap")?;
     if !status.success() {
-        let tail = std::fs::read_to_string(&err).unwrap_or_default();
+        // debootstrap reports its errors (`E: …`) on stdout, among its progress.
+        let tail = [&log, &err].map(|file| last_lines(file, 20)).concat();
         bail!("debootstrap {SUITE} from {mirror} failed ({status}):\n{tail}\n  to fix: check that the mirror is reachable, or set DRYDOCK_DEBIAN_MIRROR");
     }
     for cache in ["var/cache/apt/archives", "var/lib/apt/lists"] {
@@ -80,4 +84,14 @@ pub(super) fn context() -> Result<Vec<u8>> {
     context::append(&mut archive, "Dockerfile", 0o644, DOCKERFILE.as_bytes())?;
     archive.append_path_with_name(&rootfs_tar, "rootfs.tar")?;
     Ok(archive.into_inner()?)
+}
+
+/// The last `n` lines of a text file; none if it cannot be read.
+fn last_lines(file: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
