@@ -20,7 +20,9 @@ fn all_four() -> EnvBuilder {
 
 /// The handles of one `Services`, typed: this compiles only if owned and sliced handles are
 /// the same types, which is the point.
-fn handles(services: &Services) -> drydock::Result<(PostgresDb, RedisDb, KafkaSlice, StubEndpoint)> {
+fn handles(
+    services: &Services,
+) -> drydock::Result<(PostgresDb, RedisDb, KafkaSlice, StubEndpoint)> {
     Ok((
         services.postgres()?.clone(),
         services.redis()?.clone(),
@@ -90,7 +92,11 @@ async fn child_fails_with_a_drydock_error() -> drydock::Result<()> {
 
 #[test]
 fn a_failing_test_prints_the_to_fix_line_through_debug() {
-    let output = run_child("child_fails_with_a_drydock_error", &[], Duration::from_secs(60));
+    let output = run_child(
+        "child_fails_with_a_drydock_error",
+        &[],
+        Duration::from_secs(60),
+    );
     let printed = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -100,5 +106,8 @@ fn a_failing_test_prints_the_to_fix_line_through_debug() {
     // libtest prints a returned `Err` with `Debug`: it must be the actionable text.
     assert!(printed.contains("no/such/migrations"), "{printed}");
     assert!(printed.contains("to fix: correct the path"), "{printed}");
-    assert!(!printed.contains("MissingPath {"), "a struct dump: {printed}");
+    assert!(
+        !printed.contains("MissingPath {"),
+        "a struct dump: {printed}"
+    );
 }

@@ -4,7 +4,10 @@ use drydock::{sqlx, Env, Postgres};
 
 #[tokio::test]
 async fn counts_with_only_postgres_compiled_in() -> drydock::TestResult {
-    let env = Env::builder().with_postgres(Postgres::default()).start().await?;
+    let env = Env::builder()
+        .with_postgres(Postgres::default())
+        .start()
+        .await?;
     let pool = env.postgres()?.pool().await?;
     let one: i32 = sqlx::query_scalar(postgres_only::COUNT_ONE)
         .fetch_one(&pool)
@@ -15,7 +18,10 @@ async fn counts_with_only_postgres_compiled_in() -> drydock::TestResult {
 
 #[tokio::test]
 async fn a_drydock_result_composes_with_sqlx_errors() -> drydock::Result<()> {
-    let env = Env::builder().with_postgres(Postgres::default()).start().await?;
+    let env = Env::builder()
+        .with_postgres(Postgres::default())
+        .start()
+        .await?;
     let pool = env.postgres()?.pool().await?;
     // `From<sqlx::Error> for drydock::Error`: `?` works in a `drydock::Result` too.
     let error = sqlx::query("SELECT * FROM no_such_table")

@@ -103,18 +103,22 @@ impl CargoBinary {
     fn build_from_checkout(&self) -> Result<PathBuf> {
         let root = Path::new(WORKSPACE_ROOT);
         println!("{:<32} cargo build --release -p {}", "", self.krate);
+        let mut args = vec![
+            "build",
+            "--release",
+            "--locked",
+            "--quiet",
+            "-p",
+            self.krate,
+            "--bin",
+            self.bin,
+        ];
+        if !self.features.is_empty() {
+            args.extend(["--features", self.features]);
+        }
         let status = cargo()
             .current_dir(root)
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "--quiet",
-                "-p",
-                self.krate,
-                "--bin",
-                self.bin,
-            ])
+            .args(args)
             .status()
             .with_context(|| format!("running cargo build -p {}", self.krate))?;
         let target =

@@ -110,7 +110,8 @@ pub(super) const RECIPES: &[Recipe] = &[
             binaries: &[CargoBinary {
                 krate: "drydock-stub",
                 version: env!("CARGO_PKG_VERSION"),
-                features: "",
+                // The binary's own dependencies (clap, tracing-subscriber) sit behind `cli`.
+                features: "cli",
                 bin: "drydock-stub",
                 path: "drydock-stub",
                 workspace: Some("crates/drydock-stub"),
