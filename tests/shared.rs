@@ -89,8 +89,9 @@ async fn child_attach_and_report() -> TestResult {
     let labels = format!("drydock.instance={}", slice.instance_id());
     let containers = labelled(&labels).await?.containers;
     assert_eq!(containers.len(), 2, "{containers:?}");
-    let postgres = slice.postgres()?.server();
-    let redis = slice.redis()?.server();
+    // The servers themselves: each slice reaches them through proxies of its own.
+    let postgres = slice.postgres()?.server().direct();
+    let redis = slice.redis()?.server().direct();
     println!(
         "ATTACHED {} postgres={}:{} redis={}:{}",
         slice.instance_id(),
@@ -151,7 +152,8 @@ async fn a_released_slice_leaves_nothing_for_the_next_test() -> TestResult {
         .arg("behind")
         .query_async::<()>(&mut redis)
         .await?;
-    let server = first.postgres()?.server().clone();
+    // The server itself: the slice's proxy ends with the slice.
+    let server = first.postgres()?.server().direct();
     drop(first);
 
     // The keeper drops the database and flushes the Redis database in the background.
@@ -185,7 +187,8 @@ async fn a_released_slice_leaves_nothing_for_the_next_test() -> TestResult {
 
 async fn server_redis(spec: &EnvBuilder) -> drydock::Result<drydock::RedisServer> {
     let slice = spec.clone().attach().await?;
-    Ok(slice.redis()?.server().clone())
+    // The server itself: the slice's proxy ends with the slice.
+    Ok(slice.redis()?.server().direct())
 }
 
 #[tokio::test]

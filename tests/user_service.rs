@@ -111,7 +111,12 @@ async fn a_users_container_is_shared_by_the_slices_of_a_run() -> TestResult {
     let (a, b) = tokio::try_join!(spec().attach(), spec().attach())?;
     assert_eq!(a.instance_id(), b.instance_id(), "one environment");
     let (qa, qb) = (a.container("queue")?, b.container("queue")?);
-    assert_eq!(qa.address(beanstalk::PORT)?, qb.address(beanstalk::PORT)?);
+    // One container, reached by each slice through a proxy of its own.
+    assert_eq!(
+        qa.direct().address(beanstalk::PORT)?,
+        qb.direct().address(beanstalk::PORT)?
+    );
+    assert_ne!(qa.address(beanstalk::PORT)?, qb.address(beanstalk::PORT)?);
     // A plain container has no slices: a job put through one slice is there for the other.
     let tube = format!("shared-{}", std::process::id());
     let mut put = Client::connect(&qa.address(beanstalk::PORT)?).await?;

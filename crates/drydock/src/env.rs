@@ -265,6 +265,7 @@ impl EnvBuilder {
             .map_err(|e| Error::docker(format!("creating network {network}"), e))?;
 
         let mut running: Vec<(String, Arc<dyn Started>)> = Vec::new();
+        let mut owned_entries = Vec::new();
         let mut failures = Vec::new();
         let mut waiting: Vec<&dyn AnyService> = self.services.iter().map(|s| &**s).collect();
         // In waves: every service whose dependencies run starts now, concurrently. All of a
@@ -308,9 +309,20 @@ impl EnvBuilder {
             }
             waiting = later;
         }
+        // A test's handles go through proxies of this process; a keeper hands out slices instead.
+        if failures.is_empty() && sharing == Sharing::Owned {
+            match running
+                .iter()
+                .map(|(_, s)| s.owned())
+                .collect::<Result<Vec<Entry>>>()
+            {
+                Ok(entries) => owned_entries = entries,
+                Err(e) => failures.push(e),
+            }
+        }
         match failures.len() {
             0 => {
-                let entries: Vec<Entry> = running.iter().map(|(_, s)| s.owned()).collect();
+                let entries = owned_entries;
                 Ok(Env {
                     guard,
                     network,

@@ -168,7 +168,8 @@ pub enum Error {
     /// The environment has no service of the name asked for.
     #[error(
         "this environment has no {service} service; add it when building: \
-         Env::builder().with_{service}(..) (a container of your own: .with_container(\"{service}\", ..))"
+         Env::builder().with_{service}(..), or for one of yours \
+         .with_container(Container::from_image(\"{service}\", ..)) / .with_service(..)"
     )]
     ServiceNotInEnv {
         /// The service that was asked for.
@@ -260,6 +261,15 @@ pub enum Error {
         resolved: PathBuf,
         /// The directory relative paths start from.
         base: String,
+    },
+
+    /// A fault could not be applied, or a fault proxy cannot run.
+    #[error("fault proxy {proxy}: {problem}")]
+    Fault {
+        /// The proxy (its service's name).
+        proxy: String,
+        /// What is wrong, naming the toxic or parameter.
+        problem: String,
     },
 
     /// The shared environment of this run failed; every test attaching to it gets this same error.

@@ -42,6 +42,7 @@
 pub mod docker;
 mod env;
 mod error;
+pub mod fault;
 pub mod identity;
 pub mod image;
 pub mod paths;

@@ -4,6 +4,7 @@ use std::{collections::HashMap, fmt};
 
 use crate::{
     error::{Error, Result},
+    fault::{FaultProxy, Traffic},
     service::{Entry, Service},
 };
 
@@ -93,6 +94,38 @@ impl Services {
         self.named::<crate::Container>(name)
     }
 
+    /// The fault proxy in front of service `name` (the first, for a service with several
+    /// addresses): add toxics to it, take its link down, read its traffic. See [`crate::fault`].
+    pub fn fault(&self, name: &str) -> Result<&FaultProxy> {
+        self.faults(name)?.first().ok_or_else(|| Error::Fault {
+            proxy: name.to_string(),
+            problem: "this service routes none of its addresses through a proxy".into(),
+        })
+    }
+
+    /// Every fault proxy in front of service `name`, one per address.
+    pub fn faults(&self, name: &str) -> Result<&[FaultProxy]> {
+        self.entries
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| e.proxies.as_slice())
+            .ok_or_else(|| Error::ServiceNotInEnv {
+                service: name.to_string(),
+            })
+    }
+
+    /// What crossed each service's proxies so far: connections, bytes, round trips, waits.
+    pub fn traffic(&self) -> Vec<(String, Traffic)> {
+        self.entries
+            .iter()
+            .flat_map(|e| {
+                e.proxies
+                    .iter()
+                    .map(|p| (p.name().to_string(), p.traffic()))
+            })
+            .collect()
+    }
+
     /// The configuration a system under test reads, from every service: `DATABASE_URL`,
     /// `REDIS_URL`, `KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_TOPIC_PREFIX`, `STUB_URL`, and
     /// `<NAME>_HOST`/`<NAME>_PORT` for containers of your own.
@@ -115,6 +148,13 @@ impl Services {
             text.push_str(&format!("{}: {}\n", entry.name, entry.debug));
             for line in &entry.diagnose {
                 text.push_str(&format!("  {line}\n"));
+            }
+            for proxy in &entry.proxies {
+                text.push_str(&format!(
+                    "  traffic via {}: {}\n",
+                    proxy.listen_addr(),
+                    proxy.traffic()
+                ));
             }
         }
         text

@@ -25,6 +25,7 @@ use tokio::{
     net::TcpStream,
 };
 
+use super::Router;
 use super::{
     Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer,
 };
@@ -270,6 +271,7 @@ impl Service for Container {
             name: self.name.clone(),
             host: container.host().to_string(),
             ports: container.ports().iter().map(|(c, h)| (*c, *h)).collect(),
+            direct: None,
         })
     }
 
@@ -296,6 +298,22 @@ impl Service for Container {
 
     async fn cut(_: &Arc<()>, _: SliceId) -> Result<Lease<()>> {
         Ok(Lease::unguarded(()))
+    }
+
+    fn route(server: &ContainerEndpoint, router: &mut Router) -> Result<ContainerEndpoint> {
+        let mut ports = BTreeMap::new();
+        let mut host = server.host.clone();
+        for (container_port, host_port) in &server.ports {
+            let (proxy_host, proxy_port) = router.via_host_port(&server.host, *host_port)?;
+            host = proxy_host;
+            ports.insert(*container_port, proxy_port);
+        }
+        Ok(ContainerEndpoint {
+            name: server.name.clone(),
+            host,
+            ports,
+            direct: Some((server.host.clone(), server.ports.clone())),
+        })
     }
 
     fn handle(server: &ContainerEndpoint, _: ()) -> ContainerEndpoint {
@@ -404,9 +422,22 @@ pub struct ContainerEndpoint {
     name: String,
     host: String,
     ports: BTreeMap<u16, u16>,
+    /// The container's own host and published ports, when `host`/`ports` are fault proxies'.
+    #[serde(default)]
+    direct: Option<(String, BTreeMap<u16, u16>)>,
 }
 
 impl ContainerEndpoint {
+    /// The container itself, not through the fault proxies of the environment or slice this
+    /// came from (faults do not apply; it outlives the slice).
+    pub fn direct(&self) -> ContainerEndpoint {
+        let mut direct = self.clone();
+        if let Some((host, ports)) = direct.direct.take() {
+            (direct.host, direct.ports) = (host, ports);
+        }
+        direct
+    }
+
     /// The host this process reaches its ports at.
     pub fn host(&self) -> &str {
         &self.host

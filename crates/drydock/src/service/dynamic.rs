@@ -8,9 +8,12 @@ use serde_json::Value;
 
 use super::{
     start::{self, Placement},
-    Service, Sharing, SliceId,
+    Router, Service, Sharing, SliceId,
 };
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    fault::FaultProxy,
+};
 
 /// A service spec of any kind.
 pub(crate) trait AnyService: Send + Sync + fmt::Debug {
@@ -42,8 +45,8 @@ impl Clone for Box<dyn AnyService> {
 
 /// A running, prepared service.
 pub(crate) trait Started: Send + Sync {
-    /// The handle at the default scope (an owned environment's).
-    fn owned(&self) -> Entry;
+    /// The handle at the default scope (an owned environment's), through proxies of its own.
+    fn owned(&self) -> Result<Entry>;
     fn server_json(&self) -> Result<Value>;
     /// One test's slice: its scope as JSON, and the lease that gives it back when dropped.
     fn cut(
@@ -61,18 +64,25 @@ pub(crate) struct Entry {
     pub vars: Vec<(String, String)>,
     pub diagnose: Vec<String>,
     pub debug: String,
+    /// The fault proxies in front of the service's addresses (they live as long as the entry).
+    pub proxies: Vec<FaultProxy>,
 }
 
 impl Entry {
-    fn of<S: Service>(name: &str, handle: S::Handle) -> Entry {
-        Entry {
+    /// The entry of `server` in `scope`, its addresses routed through proxies made here.
+    fn routed<S: Service>(name: &str, server: &S::Server, scope: S::Scope) -> Result<Entry> {
+        let mut router = Router::new(name);
+        let server = S::route(server, &mut router)?;
+        let handle = S::handle(&server, scope);
+        Ok(Entry {
             kind: S::KIND,
             name: name.to_string(),
             vars: S::vars(&handle),
             diagnose: S::diagnose(&handle),
             debug: format!("{handle:?}"),
             handle: Arc::new(handle),
-        }
+            proxies: router.into_proxies(),
+        })
     }
 }
 
@@ -146,10 +156,7 @@ impl<S: Service> AnyService for S {
         };
         let server: S::Server = serde_json::from_value(server).map_err(|e| decode("server", e))?;
         let scope: S::Scope = serde_json::from_value(scope).map_err(|e| decode("scope", e))?;
-        Ok(Entry::of::<S>(
-            Service::name(self),
-            S::handle(&server, scope),
-        ))
+        Entry::routed::<S>(Service::name(self), &server, scope)
     }
 }
 
@@ -160,11 +167,8 @@ struct Running<S: Service> {
 }
 
 impl<S: Service> Started for Running<S> {
-    fn owned(&self) -> Entry {
-        Entry::of::<S>(
-            &self.name,
-            S::handle(&self.server, S::owned_scope(&self.slicer)),
-        )
+    fn owned(&self) -> Result<Entry> {
+        Entry::routed::<S>(&self.name, &self.server, S::owned_scope(&self.slicer))
     }
 
     fn server_json(&self) -> Result<Value> {

@@ -61,6 +61,7 @@ mod lease;
 mod plan;
 #[doc(hidden)]
 pub mod registry;
+mod router;
 pub(crate) mod start;
 
 #[cfg(feature = "kafka")]
@@ -80,6 +81,7 @@ pub(crate) use dynamic::{AnyService, Entry, Started};
 pub use lease::{Lease, SliceId};
 pub use plan::{ContainerPlan, PlanContext, StartedContainer};
 pub use registry::Registration;
+pub use router::Router;
 
 use crate::{
     error::{BoxError, Result},
@@ -186,6 +188,12 @@ pub trait Service:
         slicer: &Arc<Self::Slicer>,
         slice: SliceId,
     ) -> impl Future<Output = Result<Lease<Self::Scope>>> + Send;
+    /// The server as this process's clients reach it: each address they connect to routed
+    /// through a fault proxy of the environment or slice ([`Router::via`]), so a test can fault
+    /// its own path to the service. By default nothing is routed (no faults for the service).
+    fn route(server: &Self::Server, _router: &mut Router) -> Result<Self::Server> {
+        Ok(server.clone())
+    }
     /// The handle of `server` in `scope`.
     fn handle(server: &Self::Server, scope: Self::Scope) -> Self::Handle;
     /// What a system under test reads (`DATABASE_URL`, …).

@@ -16,6 +16,7 @@ use drydock_stub::StubServer;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::Router;
 use super::{
     Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer,
 };
@@ -122,6 +123,7 @@ impl Service for HttpStub {
             port: container.host_port(PORT)?,
             container_name: container.name().to_string(),
             namespace: String::new(),
+            direct: None,
         })
     }
 
@@ -164,6 +166,16 @@ impl Service for HttpStub {
                 name,
             },
         ))
+    }
+
+    fn route(server: &StubEndpoint, router: &mut Router) -> Result<StubEndpoint> {
+        let (host, port) = router.via_host_port(&server.host, server.port)?;
+        Ok(StubEndpoint {
+            host,
+            port,
+            direct: Some((server.host.clone(), server.port)),
+            ..server.clone()
+        })
     }
 
     fn handle(server: &StubEndpoint, namespace: String) -> StubEndpoint {
@@ -240,9 +252,22 @@ pub struct StubEndpoint {
     port: u16,
     container_name: String,
     namespace: String,
+    /// The server itself, when `host`/`port` are a fault proxy's.
+    #[serde(default)]
+    direct: Option<(String, u16)>,
 }
 
 impl StubEndpoint {
+    /// The server itself, not through the fault proxy of the environment or slice this came
+    /// from (faults do not apply; it outlives the slice).
+    pub fn direct(&self) -> StubEndpoint {
+        let mut direct = self.clone();
+        if let Some((host, port)) = direct.direct.take() {
+            (direct.host, direct.port) = (host, port);
+        }
+        direct
+    }
+
     fn suffix(&self) -> String {
         if self.namespace.is_empty() {
             String::new()

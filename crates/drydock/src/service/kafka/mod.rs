@@ -17,6 +17,7 @@ use clients::delete_prefixed;
 pub use clients::Received;
 pub use slice::KafkaSlice;
 
+use super::Router;
 use super::{
     Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer,
 };
@@ -162,6 +163,7 @@ impl Service for Kafka {
                 KafkaFlavour::Apache => Some(format!("{}:{INTERNAL_PORT}", container.name())),
                 KafkaFlavour::Tansu => None,
             },
+            direct: None,
         })
     }
 
@@ -196,6 +198,17 @@ impl Service for Kafka {
                     prefix,
                 },
             ),
+        })
+    }
+
+    fn route(server: &KafkaServer, router: &mut Router) -> Result<KafkaServer> {
+        // Protocol-aware: the broker's answers name the proxy, so every connection a client
+        // opens (not only the bootstrap one) goes through it.
+        let bootstrap = router.via_kafka(&server.bootstrap)?;
+        Ok(KafkaServer {
+            bootstrap,
+            direct: Some(server.bootstrap.clone()),
+            ..server.clone()
         })
     }
 
@@ -250,6 +263,9 @@ impl Drop for SliceTopics {
 pub struct KafkaServer {
     bootstrap: String,
     internal: Option<String>,
+    /// The broker itself, when `bootstrap` is a fault proxy's.
+    #[serde(default)]
+    direct: Option<String>,
 }
 
 impl KafkaServer {
@@ -258,12 +274,23 @@ impl KafkaServer {
         KafkaServer {
             bootstrap: bootstrap.into(),
             internal: None,
+            direct: None,
         }
     }
 
     /// `host:port` for `bootstrap.servers` from this process.
     pub fn bootstrap_servers(&self) -> &str {
         &self.bootstrap
+    }
+
+    /// The broker itself, not through the fault proxy of the environment or slice this came
+    /// from (faults do not apply; it outlives the slice).
+    pub fn direct(&self) -> KafkaServer {
+        let mut direct = self.clone();
+        if let Some(bootstrap) = direct.direct.take() {
+            direct.bootstrap = bootstrap;
+        }
+        direct
     }
 
     /// `name:port` for containers on the environment's network (apache flavour).

@@ -23,9 +23,22 @@ pub struct PostgresServer {
     pub(super) container_name: String,
     pub(super) user: String,
     pub(super) password: String,
+    /// The server itself, when `host`/`port` are a fault proxy's.
+    #[serde(default)]
+    pub(super) direct: Option<(String, u16)>,
 }
 
 impl PostgresServer {
+    /// The server itself, not through the fault proxy of the environment or slice this came
+    /// from (faults do not apply; it outlives the slice).
+    pub fn direct(&self) -> PostgresServer {
+        let mut direct = self.clone();
+        if let Some((host, port)) = direct.direct.take() {
+            (direct.host, direct.port) = (host, port);
+        }
+        direct
+    }
+
     /// The host clients in this process connect to.
     pub fn host(&self) -> &str {
         &self.host

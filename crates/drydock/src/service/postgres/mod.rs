@@ -16,6 +16,7 @@ use sqlx::{Connection, PgConnection};
 pub use handle::{PostgresDb, PostgresServer};
 use template::ClonePool;
 
+use super::Router;
 use super::{
     Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer,
 };
@@ -189,6 +190,7 @@ impl Service for Postgres {
                 .env_value("POSTGRES_PASSWORD")
                 .unwrap_or_default()
                 .into(),
+            direct: None,
         })
     }
 
@@ -230,6 +232,16 @@ impl Service for Postgres {
             None => Ok(Lease::unguarded(DATABASE.into())),
             Some(pool) => pool.acquire().await,
         }
+    }
+
+    fn route(server: &PostgresServer, router: &mut Router) -> Result<PostgresServer> {
+        let (host, port) = router.via_host_port(&server.host, server.port)?;
+        Ok(PostgresServer {
+            host,
+            port,
+            direct: Some((server.host.clone(), server.port)),
+            ..server.clone()
+        })
     }
 
     fn handle(server: &PostgresServer, database: String) -> PostgresDb {

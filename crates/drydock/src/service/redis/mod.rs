@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use databases::DatabaseLeases;
 
+use super::Router;
 use super::{
     Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer,
 };
@@ -98,6 +99,7 @@ impl Service for Redis {
             host: container.host().to_string(),
             port: container.host_port(PORT)?,
             container_name: container.name().to_string(),
+            direct: None,
         })
     }
 
@@ -138,6 +140,16 @@ impl Service for Redis {
         }
     }
 
+    fn route(server: &RedisServer, router: &mut Router) -> Result<RedisServer> {
+        let (host, port) = router.via_host_port(&server.host, server.port)?;
+        Ok(RedisServer {
+            host,
+            port,
+            direct: Some((server.host.clone(), server.port)),
+            ..server.clone()
+        })
+    }
+
     fn handle(server: &RedisServer, db: u32) -> RedisDb {
         RedisDb {
             server: server.clone(),
@@ -169,9 +181,22 @@ pub struct RedisServer {
     host: String,
     port: u16,
     container_name: String,
+    /// The server itself, when `host`/`port` are a fault proxy's.
+    #[serde(default)]
+    direct: Option<(String, u16)>,
 }
 
 impl RedisServer {
+    /// The server itself, not through the fault proxy of the environment or slice this came
+    /// from (faults do not apply; it outlives the slice).
+    pub fn direct(&self) -> RedisServer {
+        let mut direct = self.clone();
+        if let Some((host, port)) = direct.direct.take() {
+            (direct.host, direct.port) = (host, port);
+        }
+        direct
+    }
+
     /// The host clients in this process connect to.
     pub fn host(&self) -> &str {
         &self.host

@@ -1,0 +1,356 @@
+//! One proxied connection (a link): two pumps, one per direction, each passing its bytes through
+//! the toxics of its stream, in order.
+//!
+//! Toxics are read again whenever they change, so a toxic added or removed acts on open links.
+//! Whether a toxic applies to a link is drawn once per link and toxic, from its toxicity.
+
+use std::{
+    collections::HashMap,
+    sync::{atomic::Ordering, Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use rand::Rng;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::TcpStream,
+    sync::watch,
+};
+
+use super::{
+    proxy::{lock, Inner, Placed},
+    toxic::{Stream, ToxicKind},
+    Protocol,
+};
+
+const CHUNK: usize = 32 * 1024;
+
+/// What ends a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    /// The source closed; the other direction may go on.
+    Eof,
+    /// Close both directions (limit_data, timeout, link down, an I/O error).
+    Close,
+    /// Reset both directions (reset_peer).
+    Reset,
+}
+
+/// Per-link state shared by its two pumps.
+struct Link {
+    inner: Arc<Inner>,
+    /// Whether each toxic (by placement id) applies to this link.
+    drawn: Mutex<HashMap<u64, bool>>,
+    /// Bytes through each limit_data toxic so far.
+    limited: Mutex<HashMap<u64, u64>>,
+    /// When the request now awaiting an answer left the proxy.
+    asked_at: Mutex<Option<Instant>>,
+    kafka: Mutex<super::kafka::Requests>,
+}
+
+impl Link {
+    /// The toxics of `stream` that apply to this link, in order.
+    fn active(&self, toxics: &[Placed], stream: Stream) -> Vec<Placed> {
+        let mut drawn = lock(&self.drawn);
+        toxics
+            .iter()
+            .filter(|p| p.toxic.stream == stream)
+            .filter(|p| {
+                *drawn.entry(p.id).or_insert_with(|| {
+                    p.toxic.toxicity >= 1.0 || rand::rng().random::<f64>() < p.toxic.toxicity
+                })
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+pub(crate) async fn run(inner: Arc<Inner>, mut client: TcpStream) {
+    let upstream = lock(&inner.upstream).clone();
+    let Ok(mut server) = TcpStream::connect(&upstream).await else {
+        // The client sees its connection closed, as with Toxiproxy when the upstream is gone.
+        return;
+    };
+    let _ = (client.set_nodelay(true), server.set_nodelay(true));
+    inner.counters.connections.fetch_add(1, Ordering::Relaxed);
+    inner.counters.open.fetch_add(1, Ordering::Relaxed);
+    let link = Arc::new(Link {
+        inner: Arc::clone(&inner),
+        drawn: Mutex::new(HashMap::new()),
+        limited: Mutex::new(HashMap::new()),
+        asked_at: Mutex::new(None),
+        kafka: Mutex::new(Default::default()),
+    });
+    // Borrowed halves: unlike owned ones, they send no FIN when dropped, so a reset is a reset.
+    let end = {
+        let (client_read, client_write) = client.split();
+        let (server_read, server_write) = server.split();
+        let up = pump(&link, Stream::Upstream, client_read, server_write);
+        let down = pump(&link, Stream::Downstream, server_read, client_write);
+        run_pumps(&link, up, down).await
+    };
+    if end == End::Reset {
+        for socket in [&client, &server] {
+            let _ = socket2::SockRef::from(socket).set_linger(Some(Duration::ZERO));
+        }
+    }
+    // Dropping the sockets closes both sides now (with a RST after a reset).
+    drop((client, server));
+    inner.counters.open.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Runs both directions: one side closing (EOF) lets the other finish; anything else ends the
+/// link at once.
+async fn run_pumps(
+    link: &Link,
+    up: impl std::future::Future<Output = End>,
+    down: impl std::future::Future<Output = End>,
+) -> End {
+    let watch = watch_link(link);
+    tokio::pin!(up, down, watch);
+    let (mut up_done, mut down_done) = (false, false);
+    // One side closing (EOF) lets the other finish; anything else ends the link at once.
+    let end = loop {
+        let end = tokio::select! {
+            end = &mut up, if !up_done => { up_done = true; end }
+            end = &mut down, if !down_done => { down_done = true; end }
+            end = &mut watch => break end,
+        };
+        if end != End::Eof || (up_done && down_done) {
+            break end;
+        }
+    };
+    end
+}
+
+/// Ends the link when the proxy goes down, or when a reset_peer toxic fires.
+async fn watch_link(link: &Link) -> End {
+    let mut enabled = link.inner.enabled.subscribe();
+    let mut toxics = link.inner.toxics.subscribe();
+    loop {
+        if !*enabled.borrow_and_update() {
+            return End::Close;
+        }
+        let current = toxics.borrow_and_update().clone();
+        let reset = [Stream::Upstream, Stream::Downstream]
+            .into_iter()
+            .flat_map(|s| link.active(&current, s))
+            .find_map(|p| match p.toxic.kind {
+                ToxicKind::ResetPeer { timeout } => Some((p.id, timeout)),
+                _ => None,
+            });
+        match reset {
+            Some((_, timeout)) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(timeout)) => return End::Reset,
+                    // Removed or changed before it fired: look again.
+                    _ = toxics.changed() => {}
+                    _ = enabled.changed() => {}
+                }
+            }
+            None => {
+                tokio::select! {
+                    _ = toxics.changed() => {}
+                    _ = enabled.changed() => {}
+                }
+            }
+        }
+    }
+}
+
+/// Moves bytes one way through the stream's toxics until the source closes or a toxic ends it.
+async fn pump(
+    link: &Link,
+    stream: Stream,
+    mut source: impl AsyncRead + Unpin,
+    mut sink: impl AsyncWrite + Unpin,
+) -> End {
+    let mut toxics = link.inner.toxics.subscribe();
+    let kafka = link.inner.protocol == Protocol::Kafka;
+    let mut buffer = vec![0u8; CHUNK];
+    loop {
+        let data = if kafka {
+            match super::kafka::read_frame(&mut source).await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return close(link, &mut toxics, stream, &mut sink).await,
+                Err(_) => return End::Close,
+            }
+        } else {
+            match source.read(&mut buffer).await {
+                Ok(0) => return close(link, &mut toxics, stream, &mut sink).await,
+                Ok(n) => buffer[..n].to_vec(),
+                Err(_) => return End::Close,
+            }
+        };
+        let data = match (stream, &link.inner.protocol) {
+            (Stream::Upstream, Protocol::Kafka) => {
+                lock(&link.kafka).note_request(&data);
+                data
+            }
+            (Stream::Downstream, Protocol::Kafka) => {
+                lock(&link.kafka).rewrite_response(data, link.inner.listen)
+            }
+            _ => data,
+        };
+        match pass(link, &mut toxics, stream, data, &mut sink).await {
+            Ok(()) => {}
+            Err(end) => return end,
+        }
+    }
+}
+
+/// The source closed: slow_close delays the close, then the sink is shut down.
+async fn close(
+    link: &Link,
+    toxics: &mut watch::Receiver<Arc<Vec<Placed>>>,
+    stream: Stream,
+    sink: &mut (impl AsyncWrite + Unpin),
+) -> End {
+    let current = toxics.borrow_and_update().clone();
+    for placed in link.active(&current, stream) {
+        if let ToxicKind::SlowClose { delay } = placed.toxic.kind {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+    }
+    let _ = sink.shutdown().await;
+    End::Eof
+}
+
+/// Passes one chunk through the toxics in order and writes what comes out.
+async fn pass(
+    link: &Link,
+    toxics: &mut watch::Receiver<Arc<Vec<Placed>>>,
+    stream: Stream,
+    data: Vec<u8>,
+    sink: &mut (impl AsyncWrite + Unpin),
+) -> Result<(), End> {
+    // A timeout toxic holds the data: until it fires (the link closes) or is removed.
+    let current = loop {
+        let current = toxics.borrow_and_update().clone();
+        let held = link
+            .active(&current, stream)
+            .into_iter()
+            .find_map(|p| match p.toxic.kind {
+                ToxicKind::Timeout { timeout } => Some(timeout),
+                _ => None,
+            });
+        match held {
+            None => break current,
+            Some(0) => {
+                if toxics.changed().await.is_err() {
+                    return Err(End::Close);
+                }
+            }
+            Some(timeout) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(timeout)) => return Err(End::Close),
+                    changed = toxics.changed() => if changed.is_err() { return Err(End::Close) },
+                }
+            }
+        }
+    };
+    let mut pieces: Vec<(Vec<u8>, Duration)> = vec![(data, Duration::ZERO)];
+    let mut close_after = false;
+    for placed in link.active(&current, stream) {
+        match placed.toxic.kind {
+            ToxicKind::Latency { latency, jitter } => {
+                let jitter = jitter as i64;
+                let offset = if jitter > 0 {
+                    rand::rng().random_range(-jitter..=jitter)
+                } else {
+                    0
+                };
+                let delay = (latency as i64 + offset).max(0) as u64;
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            ToxicKind::Bandwidth { rate } => {
+                let bytes: usize = pieces.iter().map(|(p, _)| p.len()).sum();
+                // rate KB/s: bytes / (rate * 1024) seconds.
+                let seconds = bytes as f64 / (rate as f64 * 1024.0);
+                tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+            }
+            ToxicKind::Slicer {
+                average_size,
+                size_variation,
+                delay,
+            } => {
+                let mut sliced = Vec::new();
+                for (piece, pause) in pieces {
+                    let mut rest = &piece[..];
+                    let mut first = true;
+                    while !rest.is_empty() {
+                        let variation = size_variation as i64;
+                        let size = (average_size as i64
+                            + if variation > 0 {
+                                rand::rng().random_range(-variation..=variation)
+                            } else {
+                                0
+                            })
+                        .max(1) as usize;
+                        let (slice, tail) = rest.split_at(size.min(rest.len()));
+                        let gap = if first {
+                            pause
+                        } else {
+                            Duration::from_micros(delay)
+                        };
+                        sliced.push((slice.to_vec(), gap));
+                        rest = tail;
+                        first = false;
+                    }
+                }
+                pieces = sliced;
+            }
+            ToxicKind::LimitData { bytes } => {
+                let mut limited = lock(&link.limited);
+                let passed = limited.entry(placed.id).or_insert(0);
+                let mut kept = Vec::new();
+                for (mut piece, pause) in pieces {
+                    let room = bytes.saturating_sub(*passed) as usize;
+                    if piece.len() >= room {
+                        piece.truncate(room);
+                        close_after = true;
+                    }
+                    *passed += piece.len() as u64;
+                    if !piece.is_empty() {
+                        kept.push((piece, pause));
+                    }
+                    if close_after {
+                        break;
+                    }
+                }
+                pieces = kept;
+            }
+            // Handled above (timeout), on close (slow_close) and by the link (reset_peer).
+            ToxicKind::Timeout { .. }
+            | ToxicKind::SlowClose { .. }
+            | ToxicKind::ResetPeer { .. } => {}
+        }
+    }
+    for (piece, pause) in pieces {
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+        if sink.write_all(&piece).await.is_err() {
+            return Err(End::Close);
+        }
+        // The answer reached the client: the round trip is over, toxics included.
+        if stream == Stream::Downstream {
+            if let Some(asked) = lock(&link.asked_at).take() {
+                link.inner.counters.round_trip(asked.elapsed());
+            }
+        }
+        let counter = match stream {
+            Stream::Upstream => &link.inner.counters.bytes_upstream,
+            Stream::Downstream => &link.inner.counters.bytes_downstream,
+        };
+        counter.fetch_add(piece.len() as u64, Ordering::Relaxed);
+    }
+    if stream == Stream::Upstream {
+        lock(&link.asked_at).get_or_insert_with(Instant::now);
+    }
+    if close_after {
+        let _ = sink.flush().await;
+        return Err(End::Close);
+    }
+    Ok(())
+}

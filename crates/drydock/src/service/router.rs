@@ -1,0 +1,76 @@
+//! Routing a service's addresses through fault proxies of the environment or slice that holds it.
+
+use crate::{
+    error::Result,
+    fault::{FaultProxy, Protocol},
+};
+
+/// Hands out, for each address a service's clients connect to, the address of a fault proxy in
+/// front of it. Services call it from [`Service::route`](super::Service::route).
+///
+/// ```
+/// # fn demo() -> drydock::Result<()> {
+/// let mut router = drydock::service::Router::new("queue");
+/// let via = router.via("127.0.0.1:11300")?;      // "127.0.0.1:<proxy port>"
+/// assert!(via.starts_with("127.0.0.1:"));
+/// assert_eq!(router.proxies()[0].upstream(), "127.0.0.1:11300");
+/// # Ok(()) }
+/// ```
+pub struct Router {
+    service: String,
+    proxies: Vec<FaultProxy>,
+}
+
+impl Router {
+    /// A router for the service `service`.
+    pub fn new(service: impl Into<String>) -> Self {
+        Router {
+            service: service.into(),
+            proxies: Vec::new(),
+        }
+    }
+
+    /// A proxy in front of `address` (`host:port`); its address.
+    pub fn via(&mut self, address: &str) -> Result<String> {
+        self.via_protocol(address, Protocol::Raw)
+    }
+
+    /// [`via`](Self::via) for a host and a port: the proxy's host and port.
+    pub fn via_host_port(&mut self, host: &str, port: u16) -> Result<(String, u16)> {
+        let via = self.via(&format!("{host}:{port}"))?;
+        Ok(split(&via).unwrap_or_else(|| (host.to_string(), port)))
+    }
+
+    /// A Kafka-aware proxy in front of the broker at `address`, which rewrites the broker
+    /// addresses in the broker's answers to its own.
+    pub fn via_kafka(&mut self, address: &str) -> Result<String> {
+        self.via_protocol(address, Protocol::Kafka)
+    }
+
+    fn via_protocol(&mut self, address: &str, protocol: Protocol) -> Result<String> {
+        let name = if self.proxies.is_empty() {
+            self.service.clone()
+        } else {
+            format!("{}-{}", self.service, self.proxies.len() + 1)
+        };
+        let proxy = FaultProxy::start_with(name, address.to_string(), "127.0.0.1:0", protocol)?;
+        let listen = proxy.listen_addr().to_string();
+        self.proxies.push(proxy);
+        Ok(listen)
+    }
+
+    /// The proxies made so far.
+    pub fn proxies(&self) -> &[FaultProxy] {
+        &self.proxies
+    }
+
+    pub(crate) fn into_proxies(self) -> Vec<FaultProxy> {
+        self.proxies
+    }
+}
+
+/// Splits `host:port`.
+pub(crate) fn split(address: &str) -> Option<(String, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    Some((host.to_string(), port.parse().ok()?))
+}
