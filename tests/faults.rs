@@ -193,3 +193,72 @@ async fn a_producer_with_retries_delivers_after_the_link_comes_back() -> TestRes
     assert_eq!(keys, ["before", "during"]);
     Ok(())
 }
+
+#[tokio::test]
+async fn owned_postgres_restarted_mid_test_the_pool_reconnects_and_the_schema_is_back() -> TestResult
+{
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("1_items.sql"),
+        "CREATE TABLE items (name text);",
+    )?;
+    let env = Env::builder()
+        .with_postgres(Postgres::default().migrations(dir.path()))
+        .start()
+        .await?;
+    let pool = env.postgres()?.pool().await?;
+    sqlx::query("INSERT INTO items VALUES ('before')")
+        .execute(&pool)
+        .await?;
+    let url = env.postgres()?.url();
+
+    env.outage("postgres")?.restart().await?;
+    // Same handle and URL; the container came back on another port behind the proxy.
+    assert_eq!(env.postgres()?.url(), url);
+    let mut answer = None;
+    for _ in 0..20 {
+        // The pool finds its old connections dead and opens new ones.
+        match sqlx::query_scalar::<_, i64>("SELECT count(*) FROM items")
+            .fetch_one(&pool)
+            .await
+        {
+            Ok(n) => {
+                answer = Some(n);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert_eq!(answer, Some(0), "the schema again, the rows gone (tmpfs)");
+    Ok(())
+}
+
+#[tokio::test]
+async fn owned_redis_paused_stops_answering_and_unpaused_answers_again() -> TestResult {
+    let env = Env::builder().with_redis(Redis::default()).start().await?;
+    let mut redis = env.redis()?.connection_manager().await?;
+    let _: () = redis::cmd("SET")
+        .arg("kept")
+        .arg("yes")
+        .query_async(&mut redis)
+        .await?;
+    let outage = env.outage("redis")?;
+    outage.pause().await?;
+    let frozen = tokio::time::timeout(
+        Duration::from_secs(2),
+        redis::cmd("PING").query_async::<String>(&mut redis),
+    )
+    .await;
+    // No answer: our bound or the client's own response timeout ran out.
+    assert!(
+        !matches!(frozen, Ok(Ok(_))),
+        "a paused server answered: {frozen:?}"
+    );
+    outage.unpause().await?;
+    let kept: String = redis::cmd("GET")
+        .arg("kept")
+        .query_async(&mut redis)
+        .await?;
+    assert_eq!(kept, "yes", "pause keeps the data");
+    Ok(())
+}

@@ -416,6 +416,23 @@ impl Env {
         &self.network
     }
 
+    /// The container of service `name`, to stop, pause, restart or kill it mid-test and bring
+    /// it back; see [`crate::outage`] for what survives.
+    pub fn outage(&self, name: &str) -> Result<crate::outage::Outage<'_>> {
+        let (service, started) = self
+            .running
+            .iter()
+            .find(|(n, _)| n == name)
+            .ok_or_else(|| Error::ServiceNotInEnv {
+                service: name.to_string(),
+            })?;
+        Ok(crate::outage::Outage {
+            service,
+            started: &**started,
+            proxies: self.services.faults(name)?,
+        })
+    }
+
     /// The running services, for the keeper to cut slices from.
     pub(crate) fn running(&self) -> &[(String, Arc<dyn Started>)] {
         &self.running

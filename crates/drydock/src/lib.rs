@@ -45,6 +45,7 @@ mod error;
 pub mod fault;
 pub mod identity;
 pub mod image;
+pub mod outage;
 pub mod paths;
 mod readiness;
 mod secret;

@@ -137,24 +137,7 @@ pub(crate) async fn start(
             what: format!("creating and starting the {service} container"),
             bound: START_TIMEOUT,
         })??;
-    let inspected = docker
-        .inspect_container(&id, None)
-        .await
-        .map_err(|e| Error::docker(format!("inspecting the {service} container"), e))?;
-    let published = inspected
-        .network_settings
-        .and_then(|n| n.ports)
-        .unwrap_or_default();
-    let mut ports = HashMap::new();
-    for (port, _) in &bindings {
-        let host_port = published
-            .get(&format!("{port}/tcp"))
-            .and_then(|b| b.as_ref())
-            .and_then(|b| b.iter().find_map(|b| b.host_port.as_ref()?.parse().ok()));
-        if let Some(host_port) = host_port {
-            ports.insert(*port, host_port);
-        }
-    }
+    let ports = published_ports(engine, &id, service).await?;
     Ok(StartedContainer {
         engine: engine.clone(),
         service: service.to_string(),
@@ -164,6 +147,34 @@ pub(crate) async fn start(
         host: engine.host().to_string(),
         ports,
     })
+}
+
+/// The host port of each published container port, as the engine says now.
+pub(crate) async fn published_ports(
+    engine: &Engine,
+    id: &str,
+    service: &str,
+) -> Result<HashMap<u16, u16>> {
+    let inspected = engine
+        .docker()
+        .inspect_container(id, None)
+        .await
+        .map_err(|e| Error::docker(format!("inspecting the {service} container"), e))?;
+    let published = inspected
+        .network_settings
+        .and_then(|n| n.ports)
+        .unwrap_or_default();
+    Ok(published
+        .iter()
+        .filter_map(|(key, bindings)| {
+            let port: u16 = key.strip_suffix("/tcp")?.parse().ok()?;
+            let host = bindings
+                .as_ref()?
+                .iter()
+                .find_map(|b| b.host_port.as_ref()?.parse().ok())?;
+            Some((port, host))
+        })
+        .collect())
 }
 
 /// Makes sure the image is on this machine, pulling it (bounded, with the registry's

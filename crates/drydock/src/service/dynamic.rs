@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{
     start::{self, Placement},
-    Router, Service, Sharing, SliceId,
+    ContainerPlan, Router, Service, Sharing, SliceId, StartedContainer,
 };
 use crate::{
     error::{Error, Result},
@@ -53,6 +53,12 @@ pub(crate) trait Started: Send + Sync {
         self: Arc<Self>,
         slice: SliceId,
     ) -> BoxFuture<'static, Result<(Value, Box<dyn Send + Sync>)>>;
+    /// The container the service runs in.
+    fn container(&self) -> StartedContainer;
+    /// After the container came back (restart, start after stop, unpause): reads its ports
+    /// again, waits until it is ready, prepares it again as an owned service (schema,
+    /// mappings) when its data was lost (`fresh`), and points `proxies` at its new addresses.
+    fn recover<'a>(&'a self, proxies: &'a [FaultProxy], fresh: bool) -> BoxFuture<'a, Result<()>>;
 }
 
 /// One service as a test sees it: its handle, variables and diagnostics.
@@ -137,11 +143,14 @@ impl<S: Service> AnyService for S {
         sharing: Sharing,
     ) -> BoxFuture<'a, Result<Arc<dyn Started>>> {
         Box::pin(async move {
-            let (server, _container) = start::start(self, placement, sharing).await?;
+            let (server, plan, container) = start::start(self, placement, sharing).await?;
             let slicer = self.prepare(&server, sharing).await?;
             Ok(Arc::new(Running::<S> {
                 name: Service::name(self).to_string(),
-                server,
+                spec: self.clone(),
+                plan,
+                container: std::sync::Mutex::new(container),
+                server: std::sync::Mutex::new(server),
                 slicer: Arc::new(slicer),
             }) as Arc<dyn Started>)
         })
@@ -162,17 +171,52 @@ impl<S: Service> AnyService for S {
 
 struct Running<S: Service> {
     name: String,
-    server: S::Server,
+    spec: S,
+    plan: ContainerPlan,
+    container: std::sync::Mutex<StartedContainer>,
+    /// Changes when the container comes back on other ports.
+    server: std::sync::Mutex<S::Server>,
     slicer: Arc<S::Slicer>,
+}
+
+impl<S: Service> Running<S> {
+    fn server(&self) -> S::Server {
+        lock(&self.server).clone()
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain values: a panic elsewhere leaves them consistent.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl<S: Service> Started for Running<S> {
     fn owned(&self) -> Result<Entry> {
-        Entry::routed::<S>(&self.name, &self.server, S::owned_scope(&self.slicer))
+        Entry::routed::<S>(&self.name, &self.server(), S::owned_scope(&self.slicer))
     }
 
     fn server_json(&self) -> Result<Value> {
-        serde_json::to_value(&self.server).map_err(|e| super::spec_error(&self.name, e))
+        serde_json::to_value(self.server()).map_err(|e| super::spec_error(&self.name, e))
+    }
+
+    fn container(&self) -> StartedContainer {
+        lock(&self.container).clone()
+    }
+
+    fn recover<'a>(&'a self, proxies: &'a [FaultProxy], fresh: bool) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let container = self.container().reinspect().await?;
+            let server = self.spec.server(&self.plan, &container)?;
+            start::await_ready(&self.spec, &server, &container).await?;
+            // Data on tmpfs is gone with a restart: what the spec asks for is applied again.
+            if fresh {
+                self.spec.prepare(&server, Sharing::Owned).await?;
+            }
+            S::route(&server, &mut Router::retarget(&self.name, proxies))?;
+            *lock(&self.container) = container;
+            *lock(&self.server) = server;
+            Ok(())
+        })
     }
 
     fn cut(

@@ -201,6 +201,19 @@ impl StartedContainer {
         docker::exec(&self.engine, &self.id, cmd, timeout).await
     }
 
+    /// The same container, its published ports read again (they move when it restarts).
+    pub(crate) async fn reinspect(&self) -> Result<StartedContainer> {
+        let ports = docker::published_ports(&self.engine, &self.id, &self.service).await?;
+        Ok(StartedContainer {
+            ports: self
+                .ports
+                .keys()
+                .filter_map(|p| ports.get(p).map(|h| (*p, *h)))
+                .collect(),
+            ..self.clone()
+        })
+    }
+
     /// The container's health status, when its image defines a health check.
     pub async fn health(&self) -> Option<String> {
         docker::health(&self.engine, &self.id).await

@@ -19,6 +19,8 @@ use crate::{
 pub struct Router {
     service: String,
     proxies: Vec<FaultProxy>,
+    /// When retargeting: the proxies already in place, handed out in order.
+    existing: Option<std::vec::IntoIter<FaultProxy>>,
 }
 
 impl Router {
@@ -27,6 +29,17 @@ impl Router {
         Router {
             service: service.into(),
             proxies: Vec::new(),
+            existing: None,
+        }
+    }
+
+    /// A router that makes no proxy but points `proxies` (made by an earlier routing of the
+    /// same service, in the same order) at the addresses it is given: a restarted container's.
+    pub(crate) fn retarget(service: &str, proxies: &[FaultProxy]) -> Self {
+        Router {
+            service: service.to_string(),
+            proxies: Vec::new(),
+            existing: Some(proxies.to_vec().into_iter()),
         }
     }
 
@@ -48,6 +61,12 @@ impl Router {
     }
 
     fn via_protocol(&mut self, address: &str, protocol: Protocol) -> Result<String> {
+        if let Some(existing) = &mut self.existing {
+            if let Some(proxy) = existing.next() {
+                proxy.set_upstream(address);
+                return Ok(proxy.listen_addr().to_string());
+            }
+        }
         let name = if self.proxies.is_empty() {
             self.service.clone()
         } else {

@@ -29,7 +29,7 @@ pub(crate) async fn start<S: Service>(
     service: &S,
     placement: &Placement,
     sharing: super::Sharing,
-) -> Result<(S::Server, StartedContainer)> {
+) -> Result<(S::Server, ContainerPlan, StartedContainer)> {
     let name = service.name().to_string();
     let image = image::resolve(
         &name,
@@ -60,15 +60,24 @@ pub(crate) async fn start<S: Service>(
             }
         };
         let server = service.server(&plan, &started)?;
-        let bound = service
-            .common()
-            .ready_timeout
-            .unwrap_or_else(|| service.default_ready_timeout());
-        readiness::wait_until_ready(&started, bound, || service.probe(&server, &started))
-            .instrument(tracing::debug_span!("readiness"))
-            .await?;
-        Ok((server, started))
+        await_ready(service, &server, &started).await?;
+        Ok((server, plan, started))
     }
     .instrument(span)
     .await
+}
+
+/// Probes `server` until it is ready, within the service's bound.
+pub(crate) async fn await_ready<S: Service>(
+    service: &S,
+    server: &S::Server,
+    container: &StartedContainer,
+) -> Result<()> {
+    let bound = service
+        .common()
+        .ready_timeout
+        .unwrap_or_else(|| service.default_ready_timeout());
+    readiness::wait_until_ready(container, bound, || service.probe(server, container))
+        .instrument(tracing::debug_span!("readiness"))
+        .await
 }
