@@ -20,7 +20,7 @@ pub struct Router {
     service: String,
     proxies: Vec<FaultProxy>,
     /// When retargeting: the proxies already in place, handed out in order.
-    existing: Option<std::vec::IntoIter<FaultProxy>>,
+    existing: Option<std::collections::VecDeque<FaultProxy>>,
 }
 
 impl Router {
@@ -39,7 +39,7 @@ impl Router {
         Router {
             service: service.to_string(),
             proxies: Vec::new(),
-            existing: Some(proxies.to_vec().into_iter()),
+            existing: Some(proxies.iter().cloned().collect()),
         }
     }
 
@@ -62,7 +62,7 @@ impl Router {
 
     fn via_protocol(&mut self, address: &str, protocol: Protocol) -> Result<String> {
         if let Some(existing) = &mut self.existing {
-            if let Some(proxy) = existing.next() {
+            if let Some(proxy) = existing.pop_front() {
                 proxy.set_upstream(address);
                 return Ok(proxy.listen_addr().to_string());
             }
