@@ -262,3 +262,44 @@ async fn owned_redis_paused_stops_answering_and_unpaused_answers_again() -> Test
     assert_eq!(kept, "yes", "pause keeps the data");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_container_on_the_network_reaches_redis_through_the_slices_proxy() -> TestResult {
+    let slice = shared().attach().await?;
+    let route = slice.network_route("redis").await?;
+    let (host, port) = route.rsplit_once(':').ok_or("host:port")?;
+    let image = std::env::var("DRYDOCK_IMAGE_REDIS").unwrap_or_else(|_| "redis:7-alpine".into());
+    let labels = std::collections::HashMap::from([(
+        "drydock.instance".to_string(),
+        slice.instance_id().to_string(),
+    )]);
+    let ping = ["redis-cli", "-h", host, "-p", port, "PING"];
+    let ran = drydock_tests::run_on_network(
+        &image,
+        slice.network(),
+        labels.clone(),
+        &ping,
+        Duration::from_secs(30),
+    )
+    .await?;
+    assert!(ran.output.contains("PONG"), "{ran:?}");
+
+    // The slice's faults reach the container too.
+    let proxy = slice.fault("redis")?;
+    let before = proxy.traffic().connections;
+    let _down = proxy.down();
+    let ran = drydock_tests::run_on_network(
+        &image,
+        slice.network(),
+        labels,
+        &ping,
+        Duration::from_secs(30),
+    )
+    .await?;
+    assert!(
+        !ran.output.contains("PONG"),
+        "through a downed link: {ran:?}"
+    );
+    assert!(before >= 1, "the first call went through the proxy");
+    Ok(())
+}

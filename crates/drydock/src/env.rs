@@ -416,6 +416,13 @@ impl Env {
         &self.network
     }
 
+    /// `host:port` at which containers on this environment's network reach service `name`
+    /// through this environment's fault proxy: a system under test in a container gets the
+    /// same faults as the test (the internal URLs bypass them).
+    pub async fn network_route(&self, name: &str) -> Result<String> {
+        self.services.network_route(name, &self.network).await
+    }
+
     /// The container of service `name`, to stop, pause, restart or kill it mid-test and bring
     /// it back; see [`crate::outage`] for what survives.
     pub fn outage(&self, name: &str) -> Result<crate::outage::Outage<'_>> {

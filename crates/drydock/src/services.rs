@@ -103,6 +103,16 @@ impl Services {
         })
     }
 
+    /// The address containers on `network` use to reach service `name` through this
+    /// environment's or slice's fault proxy (the network's gateway and a port of the proxy), so
+    /// a system under test in a container gets the same faults as the test.
+    pub(crate) async fn network_route(&self, name: &str, network: &str) -> Result<String> {
+        let proxy = self.fault(name)?;
+        let engine = crate::docker::Engine::connect().await?;
+        let gateway = crate::docker::network_gateway(&engine, network).await?;
+        Ok(proxy.listen_also(gateway)?.to_string())
+    }
+
     /// Every fault proxy in front of service `name`, one per address.
     pub fn faults(&self, name: &str) -> Result<&[FaultProxy]> {
         self.entries

@@ -327,3 +327,26 @@ pub(crate) async fn remove_container(engine: &Engine, name: &str) {
         .build();
     let _ = engine.docker().remove_container(name, Some(options)).await;
 }
+
+/// The gateway address of `network`: the host as its containers reach it.
+pub(crate) async fn network_gateway(engine: &Engine, network: &str) -> Result<std::net::IpAddr> {
+    let inspected = engine
+        .docker()
+        .inspect_network(
+            network,
+            None::<testcontainers::bollard::query_parameters::InspectNetworkOptions>,
+        )
+        .await
+        .map_err(|e| Error::docker(format!("inspecting network {network}"), e))?;
+    inspected
+        .ipam
+        .and_then(|ipam| ipam.config)
+        .into_iter()
+        .flatten()
+        .find_map(|config| config.gateway?.parse().ok())
+        .ok_or_else(|| Error::Spec {
+            service: network.to_string(),
+            problem: "the network has no IPv4 gateway to reach this process at".into(),
+            fix: "use a bridge network (drydock's own are)".into(),
+        })
+}

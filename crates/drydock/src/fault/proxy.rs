@@ -35,7 +35,16 @@ pub(crate) struct Inner {
     pub counters: Counters,
     pub protocol: Protocol,
     next_id: AtomicU64,
-    accept: Mutex<Option<(JoinHandle<()>, socket2::Socket)>>,
+    /// One accept loop per listening address: the loopback one, and any network's.
+    accept: Mutex<Vec<Acceptor>>,
+    /// Every address the proxy listens on (bound again when the link comes back up).
+    addresses: Mutex<Vec<SocketAddr>>,
+}
+
+struct Acceptor {
+    task: JoinHandle<()>,
+    /// The listening socket, to shut it down at once (its task ends a moment later).
+    socket: socket2::Socket,
 }
 
 /// Stops the proxy when the last handle goes: open links hold the proxy's state, not this.
@@ -111,7 +120,8 @@ impl FaultProxy {
             counters: Counters::default(),
             protocol,
             next_id: AtomicU64::new(0),
-            accept: Mutex::new(None),
+            accept: Mutex::new(Vec::new()),
+            addresses: Mutex::new(vec![listen]),
         });
         accept_on(&inner, listener);
         Ok(FaultProxy {
@@ -242,17 +252,20 @@ impl FaultProxy {
         }
         if enabled {
             self.inner.enabled.send_replace(true);
-            // The old listening socket closes as its task ends: retry the bind briefly.
-            let mut attempts = 0;
-            loop {
-                match bind(self.inner.listen) {
-                    Ok(listener) => break accept_on(&self.inner, listener),
-                    Err(_) if attempts < 100 => {
-                        attempts += 1;
-                        std::thread::sleep(std::time::Duration::from_millis(10));
-                    }
-                    Err(e) => {
-                        break tracing::warn!(proxy = %self.inner.name, error = %e, "cannot listen again")
+            let addresses = lock(&self.inner.addresses).clone();
+            for address in addresses {
+                // The old listening socket closes as its task ends: retry the bind briefly.
+                let mut attempts = 0;
+                loop {
+                    match bind(address) {
+                        Ok(listener) => break accept_on(&self.inner, listener),
+                        Err(_) if attempts < 100 => {
+                            attempts += 1;
+                            std::thread::sleep(std::time::Duration::from_millis(10));
+                        }
+                        Err(e) => {
+                            break tracing::warn!(proxy = %self.inner.name, %address, error = %e, "cannot listen again")
+                        }
                     }
                 }
             }
@@ -260,6 +273,25 @@ impl FaultProxy {
             stop_accepting(&self.inner);
             self.inner.enabled.send_replace(false);
         }
+    }
+
+    /// Listens on `ip` too (a free port), with the same toxics and traffic: for a Docker
+    /// network's gateway address, so containers on that network reach the service through
+    /// this proxy. Returns the address they connect to.
+    pub fn listen_also(&self, ip: std::net::IpAddr) -> Result<SocketAddr> {
+        let listener = bind(SocketAddr::new(ip, 0)).map_err(|e| Error::Fault {
+            proxy: self.inner.name.clone(),
+            problem: format!("cannot listen on {ip}: {e}"),
+        })?;
+        let address = listener.local_addr().map_err(|e| Error::Fault {
+            proxy: self.inner.name.clone(),
+            problem: format!("cannot read the listen address on {ip}: {e}"),
+        })?;
+        lock(&self.inner.addresses).push(address);
+        if self.is_enabled() {
+            accept_on(&self.inner, listener);
+        }
+        Ok(address)
     }
 
     /// What crossed the proxy so far.
@@ -372,9 +404,9 @@ fn bind(address: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
 /// Refuses new connections now: the listening socket is shut down at once (its task, which
 /// owns it, ends on the proxies' runtime a moment later).
 fn stop_accepting(inner: &Inner) {
-    if let Some((task, socket)) = lock(&inner.accept).take() {
-        let _ = socket.shutdown(std::net::Shutdown::Both);
-        task.abort();
+    for acceptor in lock(&inner.accept).drain(..) {
+        let _ = acceptor.socket.shutdown(std::net::Shutdown::Both);
+        acceptor.task.abort();
     }
 }
 
@@ -399,9 +431,7 @@ fn accept_on(inner: &Arc<Inner>, listener: tokio::net::TcpListener) {
             tokio::spawn(link::run(inner, client));
         }
     });
-    if let Some((old, _)) = lock(&inner.accept).replace((task, socket)) {
-        old.abort();
-    }
+    lock(&inner.accept).push(Acceptor { task, socket });
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

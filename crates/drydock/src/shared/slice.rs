@@ -58,6 +58,13 @@ impl Slice {
         &self.instance
     }
 
+    /// `host:port` at which containers on the shared environment's network reach service
+    /// `name` through this slice's fault proxy: a system under test in a container gets this
+    /// slice's faults (the internal URLs bypass them).
+    pub async fn network_route(&self, name: &str) -> crate::Result<String> {
+        self.services.network_route(name, &self.network).await
+    }
+
     /// The Docker network of the shared environment; containers on it reach services by name.
     pub fn network(&self) -> &str {
         &self.network
