@@ -58,6 +58,7 @@ pub use error::{BoxError, Error, Result, TestResult};
 pub use image::ImageRef;
 pub use service::{
     container::{Container, ContainerEndpoint, Readiness},
+    toxiproxy::{Toxiproxy, ToxiproxyEndpoint},
     Service, ServiceExt,
 };
 pub use services::Services;

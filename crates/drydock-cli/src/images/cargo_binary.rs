@@ -26,6 +26,8 @@ pub(super) struct CargoBinary {
     /// Where the binary goes in the build context.
     pub(super) path: &'static str,
     pub(super) workspace: Option<&'static str>,
+    /// Other crates of the workspace it is built from, whose sources count in its hash too.
+    pub(super) also: &'static [&'static str],
 }
 
 impl CargoBinary {
@@ -38,11 +40,13 @@ impl CargoBinary {
     /// What names this build of the binary: its cache folder, and its part of a recipe's hash.
     pub(super) fn cache_key(&self) -> String {
         if let Some(dir) = self.checkout() {
-            return format!(
-                "{}-src-{}",
-                self.krate,
-                source_hash(Path::new(WORKSPACE_ROOT), &dir)
-            );
+            let root = Path::new(WORKSPACE_ROOT);
+            let mut key = format!("{}-src-{}", self.krate, source_hash(root, &dir));
+            for other in self.also {
+                key.push('-');
+                key.push_str(&source_hash(root, &root.join(other)));
+            }
+            return key;
         }
         format!(
             "{}-{}-{}",

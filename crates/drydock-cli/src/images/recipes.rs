@@ -98,6 +98,7 @@ pub(super) const RECIPES: &[Recipe] = &[
                 bin: "tansu",
                 path: "tansu",
                 workspace: None,
+                also: &[],
             }],
         },
     },
@@ -115,6 +116,26 @@ pub(super) const RECIPES: &[Recipe] = &[
                 bin: "drydock-stub",
                 path: "drydock-stub",
                 workspace: Some("crates/drydock-stub"),
+                also: &[],
+            }],
+        },
+    },
+    // Stand-in for `ghcr.io/shopify/toxiproxy`: drydock's own implementation of its API.
+    Recipe {
+        name: "toxiproxy",
+        tag: "drydock.local/toxiproxy:2",
+        source: Source::Dockerfile {
+            base: "debian",
+            files: &[recipe_file!("toxiproxy", "Dockerfile", 0o644)],
+            binaries: &[CargoBinary {
+                krate: "drydock-cli",
+                version: env!("CARGO_PKG_VERSION"),
+                features: "",
+                bin: "drydock",
+                path: "drydock",
+                workspace: Some("crates/drydock-cli"),
+                // The proxy itself lives in the library.
+                also: &["crates/drydock"],
             }],
         },
     },

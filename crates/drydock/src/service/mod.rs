@@ -72,6 +72,7 @@ pub mod postgres;
 pub mod redis;
 #[cfg(feature = "stub")]
 pub mod stub;
+pub mod toxiproxy;
 
 use std::{fmt, future::Future, path::Path, sync::Arc, time::Duration};
 

@@ -74,6 +74,7 @@ fn builtin(kind: &str) -> Option<Decode> {
         #[cfg(feature = "stub")]
         "stub" => decode::<crate::service::stub::HttpStub>,
         "container" => decode::<crate::service::container::Container>,
+        "toxiproxy" => decode::<crate::service::toxiproxy::Toxiproxy>,
         _ => return None,
     })
 }
@@ -107,6 +108,7 @@ fn known() -> Vec<&'static str> {
             #[cfg(feature = "stub")]
             "stub",
             "container",
+            "toxiproxy",
         ]
         .iter(),
     );
