@@ -100,11 +100,15 @@ async fn latency_adds_at_least_the_delay_and_not_grossly_more() -> TestResult {
 #[tokio::test]
 async fn latency_both_ways_stacks() -> TestResult {
     let proxy = FaultProxy::start("echo", echo_server().await?.to_string())?;
-    let _up = proxy.add(Toxic::latency(Duration::from_millis(100)).upstream())?;
-    let _down = proxy.add(Toxic::latency(Duration::from_millis(100)))?;
+    let _both = proxy.add_both(Toxic::latency(Duration::from_millis(100)))?;
+    let names: Vec<String> = proxy.toxics().iter().map(Toxic::name).collect();
+    assert_eq!(names, ["latency_upstream", "latency_downstream"]);
     let slow = round_trip(&proxy).await?;
     assert!(slow >= Duration::from_millis(200), "{slow:?}");
     assert!(slow < Duration::from_millis(600), "{slow:?}");
+    let _more = proxy.add(Toxic::latency(Duration::from_millis(100)).named("more"))?;
+    let slower = round_trip(&proxy).await?;
+    assert!(slower >= Duration::from_millis(300), "toxics stack: {slower:?}");
     Ok(())
 }
 

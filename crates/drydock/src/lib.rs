@@ -28,6 +28,11 @@
 //! Redis database, its own Kafka prefix and stub namespace — with [`EnvBuilder::attach`]; see
 //! [`shared`]. An [`Env`] and a [`Slice`] hand out the same handle types ([`Services`]).
 //!
+//! Every handle reaches its service through a fault proxy of its environment or slice: a test
+//! adds latency, resets, timeouts or takes the link down for *its* dependencies only, and sees
+//! the traffic that crossed each boundary; see [`fault`]. An owned environment's containers can
+//! be stopped, paused and restarted mid-test; see [`outage`].
+//!
 //! Services are one trait, [`service::Service`]: drydock's own and yours alike. A container of
 //! yours from any testcontainers image is one call, [`EnvBuilder::with_container`].
 //!

@@ -182,6 +182,18 @@ impl FaultProxy {
         })
     }
 
+    /// Adds `toxic` on both streams: two toxics, `<name>_upstream` and `<name>_downstream`
+    /// (Toxiproxy keeps one stream per toxic; a toxic on "both" is these two).
+    pub fn add_both(&self, toxic: Toxic) -> Result<(ToxicGuard, ToxicGuard)> {
+        let base = toxic
+            .name
+            .clone()
+            .unwrap_or_else(|| toxic.kind.type_name().to_string());
+        let up = self.add(toxic.clone().upstream().named(format!("{base}_upstream")))?;
+        let down = self.add(toxic.downstream().named(format!("{base}_downstream")))?;
+        Ok((up, down))
+    }
+
     /// Replaces the toxic named `toxic.name()` (its place in the stack kept).
     pub fn update(&self, toxic: Toxic) -> Result<()> {
         toxic.validate().map_err(|e| self.named(e))?;
