@@ -108,7 +108,10 @@ async fn latency_both_ways_stacks() -> TestResult {
     assert!(slow < Duration::from_millis(600), "{slow:?}");
     let _more = proxy.add(Toxic::latency(Duration::from_millis(100)).named("more"))?;
     let slower = round_trip(&proxy).await?;
-    assert!(slower >= Duration::from_millis(300), "toxics stack: {slower:?}");
+    assert!(
+        slower >= Duration::from_millis(300),
+        "toxics stack: {slower:?}"
+    );
     Ok(())
 }
 

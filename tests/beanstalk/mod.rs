@@ -115,11 +115,19 @@ impl Client {
         Ok(())
     }
 
-    /// Gives a reserved job back to its tube.
-    pub async fn release(&mut self, id: u64) -> std::result::Result<(), BoxError> {
-        self.expect(&format!("release {id} 0 0"), "RELEASED")
-            .await
-            .map(drop)
+    /// Whether the used tube has a ready job, without reserving it.
+    pub async fn has_ready_job(&mut self) -> std::result::Result<bool, BoxError> {
+        let reply = self.command("peek-ready").await?;
+        if reply == "NOT_FOUND" {
+            return Ok(false);
+        }
+        let bytes: usize = reply
+            .rsplit(' ')
+            .next()
+            .and_then(|b| b.parse().ok())
+            .ok_or_else(|| format!("peek-ready answered {reply:?}"))?;
+        self.body(bytes).await?;
+        Ok(true)
     }
 
     /// Puts a job; its id.
