@@ -357,6 +357,22 @@ impl fmt::Debug for Error {
     }
 }
 
+/// An error and its sources in one line, each source only once (clients often repeat the first
+/// one in their own message).
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 fn render_list(errors: &[Error]) -> String {
     errors
         .iter()

@@ -45,7 +45,7 @@ where
                 tracing::debug!(%service, attempts, elapsed = ?started.elapsed(), "ready");
                 return Ok(());
             }
-            Ok(Err(e)) => chain(&*e),
+            Ok(Err(e)) => crate::error::chain(&*e),
             Err(_) => format!(
                 "the probe did not answer within {:?}",
                 remaining.min(ATTEMPT_TIMEOUT)
@@ -71,19 +71,4 @@ where
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(MAX_PAUSE);
     }
-}
-
-/// An error and its causes on one line.
-pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let next = cause.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = cause.source();
-    }
-    text
 }

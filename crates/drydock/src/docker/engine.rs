@@ -172,7 +172,7 @@ impl Transport {
     /// The cause of a failed connection, with the error's whole chain: bollard's top-level
     /// message ("client error (Connect)") hides the TLS or socket error that says what happened.
     fn explain(&self, error: &DockerError) -> String {
-        self.with_context(error_chain(error))
+        self.with_context(crate::error::chain(error))
     }
 
     /// Adds what a reader needs to know about this transport to a failure's cause.
@@ -314,22 +314,6 @@ impl TlsSettings {
         }
         Ok(())
     }
-}
-
-/// An error and its sources in one line, each source only once (bollard's messages often
-/// repeat the first one).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -590,7 +574,7 @@ mod tests {
             ))),
         );
         assert_eq!(
-            error_chain(&error),
+            crate::error::chain(&error),
             "client error (Connect): received fatal alert: UnknownCA"
         );
     }

@@ -93,3 +93,32 @@ pub(crate) fn split(address: &str) -> Option<(String, u16)> {
     let (host, port) = address.rsplit_once(':')?;
     Some((host.to_string(), port.parse().ok()?))
 }
+
+/// A server reached at one host and port, which a fault proxy can stand in front of: the
+/// routing and un-routing every such server shares.
+pub(crate) trait HostPort: Clone {
+    /// The host and port clients use, and the server's own when those are a proxy's.
+    fn address_mut(&mut self) -> (&mut String, &mut u16, &mut Option<(String, u16)>);
+
+    /// The same server behind a proxy of `router`.
+    fn routed(&self, router: &mut Router) -> Result<Self> {
+        let mut routed = self.clone();
+        let (host, port, direct) = routed.address_mut();
+        let (via_host, via_port) = router.via_host_port(host, *port)?;
+        *direct = Some((
+            std::mem::replace(host, via_host),
+            std::mem::replace(port, via_port),
+        ));
+        Ok(routed)
+    }
+
+    /// The same server, reached directly.
+    fn unrouted(&self) -> Self {
+        let mut unrouted = self.clone();
+        let (host, port, direct) = unrouted.address_mut();
+        if let Some((direct_host, direct_port)) = direct.take() {
+            (*host, *port) = (direct_host, direct_port);
+        }
+        unrouted
+    }
+}

@@ -16,10 +16,10 @@ use drydock_stub::StubServer;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::Router;
 use super::{
     Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer,
 };
+use super::{HostPort, Router};
 use crate::{
     error::{BoxError, Error, Result},
     image::ImageRef,
@@ -169,13 +169,7 @@ impl Service for HttpStub {
     }
 
     fn route(server: &StubEndpoint, router: &mut Router) -> Result<StubEndpoint> {
-        let (host, port) = router.via_host_port(&server.host, server.port)?;
-        Ok(StubEndpoint {
-            host,
-            port,
-            direct: Some((server.host.clone(), server.port)),
-            ..server.clone()
-        })
+        server.routed(router)
     }
 
     fn handle(server: &StubEndpoint, namespace: String) -> StubEndpoint {
@@ -257,15 +251,17 @@ pub struct StubEndpoint {
     direct: Option<(String, u16)>,
 }
 
+impl HostPort for StubEndpoint {
+    fn address_mut(&mut self) -> (&mut String, &mut u16, &mut Option<(String, u16)>) {
+        (&mut self.host, &mut self.port, &mut self.direct)
+    }
+}
+
 impl StubEndpoint {
     /// The server itself, not through the fault proxy of the environment or slice this came
     /// from (faults do not apply; it outlives the slice).
     pub fn direct(&self) -> StubEndpoint {
-        let mut direct = self.clone();
-        if let Some((host, port)) = direct.direct.take() {
-            (direct.host, direct.port) = (host, port);
-        }
-        direct
+        self.unrouted()
     }
 
     fn suffix(&self) -> String {

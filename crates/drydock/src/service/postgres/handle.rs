@@ -11,7 +11,7 @@ use sqlx::{
 use super::{Postgres, PORT};
 use crate::{
     error::{Error, Result},
-    service::Service,
+    service::{HostPort, Service},
 };
 
 /// A running PostgreSQL server: where it is and its generated login. For several databases on
@@ -28,15 +28,17 @@ pub struct PostgresServer {
     pub(super) direct: Option<(String, u16)>,
 }
 
+impl HostPort for PostgresServer {
+    fn address_mut(&mut self) -> (&mut String, &mut u16, &mut Option<(String, u16)>) {
+        (&mut self.host, &mut self.port, &mut self.direct)
+    }
+}
+
 impl PostgresServer {
     /// The server itself, not through the fault proxy of the environment or slice this came
     /// from (faults do not apply; it outlives the slice).
     pub fn direct(&self) -> PostgresServer {
-        let mut direct = self.clone();
-        if let Some((host, port)) = direct.direct.take() {
-            (direct.host, direct.port) = (host, port);
-        }
-        direct
+        self.unrouted()
     }
 
     /// The host clients in this process connect to.

@@ -16,10 +16,10 @@ use sqlx::{Connection, PgConnection};
 pub use handle::{PostgresDb, PostgresServer};
 use template::ClonePool;
 
-use super::Router;
 use super::{
     Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer,
 };
+use super::{HostPort, Router};
 use crate::{
     error::{BoxError, Result},
     image::ImageRef,
@@ -235,13 +235,7 @@ impl Service for Postgres {
     }
 
     fn route(server: &PostgresServer, router: &mut Router) -> Result<PostgresServer> {
-        let (host, port) = router.via_host_port(&server.host, server.port)?;
-        Ok(PostgresServer {
-            host,
-            port,
-            direct: Some((server.host.clone(), server.port)),
-            ..server.clone()
-        })
+        server.routed(router)
     }
 
     fn handle(server: &PostgresServer, database: String) -> PostgresDb {

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use databases::DatabaseLeases;
 
-use super::Router;
 use super::{
     Common, ContainerPlan, Lease, PlanContext, Service, Sharing, SliceId, StartedContainer,
 };
+use super::{HostPort, Router};
 use crate::{
     error::{BoxError, Error, Result},
     image::ImageRef,
@@ -141,13 +141,7 @@ impl Service for Redis {
     }
 
     fn route(server: &RedisServer, router: &mut Router) -> Result<RedisServer> {
-        let (host, port) = router.via_host_port(&server.host, server.port)?;
-        Ok(RedisServer {
-            host,
-            port,
-            direct: Some((server.host.clone(), server.port)),
-            ..server.clone()
-        })
+        server.routed(router)
     }
 
     fn handle(server: &RedisServer, db: u32) -> RedisDb {
@@ -186,15 +180,17 @@ pub struct RedisServer {
     direct: Option<(String, u16)>,
 }
 
+impl HostPort for RedisServer {
+    fn address_mut(&mut self) -> (&mut String, &mut u16, &mut Option<(String, u16)>) {
+        (&mut self.host, &mut self.port, &mut self.direct)
+    }
+}
+
 impl RedisServer {
     /// The server itself, not through the fault proxy of the environment or slice this came
     /// from (faults do not apply; it outlives the slice).
     pub fn direct(&self) -> RedisServer {
-        let mut direct = self.clone();
-        if let Some((host, port)) = direct.direct.take() {
-            (direct.host, direct.port) = (host, port);
-        }
-        direct
+        self.unrouted()
     }
 
     /// The host clients in this process connect to.
