@@ -90,8 +90,11 @@ impl KafkaSlice {
 
     /// Creates this slice's topic `name` with `partitions` partitions; returns its full name
     /// once the broker's metadata shows every partition.
+    /// Topic names are checked as Kafka checks them, before any request: `[a-zA-Z0-9._-]`, at
+    /// most 249 characters (prefix included), not `.` or `..`; and at least one partition.
     pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<String> {
         let topic = self.topic(name);
+        check_topic(&topic, partitions)?;
         clients::create_topic(&self.server, &topic, partitions).await?;
         Ok(topic)
     }
@@ -240,5 +243,63 @@ impl fmt::Debug for KafkaSlice {
             self.server.bootstrap_servers(),
             self.prefix
         )
+    }
+}
+
+/// Kafka's own rules for a topic (`org.apache.kafka.common.internals.Topic.validate`).
+fn check_topic(topic: &str, partitions: i32) -> Result<()> {
+    let problem = if topic.is_empty() {
+        Some("is empty".to_string())
+    } else if topic == "." || topic == ".." {
+        Some("cannot be `.` or `..`".to_string())
+    } else if topic.len() > 249 {
+        Some(format!(
+            "is {} characters long; Kafka allows 249",
+            topic.len()
+        ))
+    } else if let Some(bad) = topic
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        Some(format!(
+            "holds {bad:?}; Kafka allows ASCII letters, digits, `.`, `_` and `-`"
+        ))
+    } else if partitions < 1 {
+        Some(format!(
+            "would have {partitions} partitions; at least 1 is needed"
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(Error::Spec {
+            service: "kafka".into(),
+            problem: format!("topic {topic:?} {problem}"),
+            fix: "choose another topic name or partition count".into(),
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_topic;
+
+    #[test]
+    fn topic_names_follow_kafkas_rules() {
+        assert!(check_topic("s1_orders.v2-x", 3).is_ok());
+        for (bad, partitions, says) in [
+            ("bad topic!*", 1, "holds ' '"),
+            ("..", 1, "cannot be"),
+            (&"x".repeat(300), 1, "300 characters"),
+            ("orders", 0, "0 partitions"),
+            ("", 1, "is empty"),
+        ] {
+            let message = check_topic(bad, partitions)
+                .map(|_| String::new())
+                .unwrap_or_else(|e| e.to_string());
+            assert!(message.contains(says), "{bad:?}: {message}");
+            assert!(message.contains("to fix:"), "{message}");
+        }
     }
 }
