@@ -49,6 +49,11 @@ async fn source_server(bytes: usize) -> std::io::Result<SocketAddr> {
     Ok(address)
 }
 
+/// The upstream of `proxy`, a live address.
+fn address_of(proxy: &FaultProxy) -> String {
+    proxy.upstream()
+}
+
 /// Round trip of one small message through `proxy`.
 async fn round_trip(proxy: &FaultProxy) -> std::io::Result<Duration> {
     let mut stream = TcpStream::connect(proxy.listen_addr()).await?;
@@ -316,18 +321,34 @@ async fn bad_toxics_and_upstreams_are_clear_errors() -> TestResult {
     let e = message(proxy.remove("nothing").err().ok_or("accepted")?);
     assert!(e.contains("no toxic named nothing"), "{e}");
 
-    // A proxy to a port nobody listens on: the client's connection is closed, at once.
+    // A proxy to a port nobody listens on is refused, naming it.
     let nobody = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.local_addr()?
     };
-    let dead = FaultProxy::start("dead", nobody.to_string())?;
+    let e = message(
+        FaultProxy::start("dead", nobody.to_string())
+            .err()
+            .ok_or("accepted")?,
+    );
+    assert!(
+        e.contains(&nobody.to_string()) && e.contains("nothing accepts"),
+        "{e}"
+    );
+    // An upstream that goes away later: the client's connection is closed at once.
+    let (going, address) = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let address = listener.local_addr()?;
+        (listener, address)
+    };
+    let dead = FaultProxy::start("gone", address.to_string())?;
+    drop(going);
     let mut stream = TcpStream::connect(dead.listen_addr()).await?;
     let mut buffer = [0u8; 1];
     let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer)).await?;
     assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
     let e = message(
-        FaultProxy::start_on("bad", "not an address", "127.0.0.1:1")
+        FaultProxy::start_on("bad", "not an address", address_of(&proxy))
             .err()
             .ok_or("accepted")?,
     );

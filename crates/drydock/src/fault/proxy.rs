@@ -80,18 +80,22 @@ pub struct FaultProxy {
 }
 
 impl FaultProxy {
-    /// A proxy to `upstream` (`host:port`) on a free loopback port.
+    /// A proxy to `upstream` (`host:port`) on a free loopback port. Fails when nothing
+    /// answers at `upstream`: a proxy to a dead address is a mistake to report, not to hide.
     pub fn start(name: impl Into<String>, upstream: impl Into<String>) -> Result<Self> {
-        Self::start_with(name.into(), upstream.into(), "127.0.0.1:0", Protocol::Raw)
+        Self::start_on(name, "127.0.0.1:0", upstream)
     }
 
     /// A proxy listening on `listen` (e.g. for Toxiproxy's API, which names the address).
+    /// Fails, as [`start`](Self::start) does, when nothing answers at `upstream`.
     pub fn start_on(
         name: impl Into<String>,
         listen: &str,
         upstream: impl Into<String>,
     ) -> Result<Self> {
-        Self::start_with(name.into(), upstream.into(), listen, Protocol::Raw)
+        let (name, upstream) = (name.into(), upstream.into());
+        check_upstream(&name, &upstream)?;
+        Self::start_with(name, upstream, listen, Protocol::Raw)
     }
 
     pub(crate) fn start_with(
@@ -383,6 +387,35 @@ impl Drop for LinkDown {
     fn drop(&mut self) {
         self.proxy.up();
     }
+}
+
+/// Whether something accepts connections at `upstream`, within a second.
+fn check_upstream(name: &str, upstream: &str) -> Result<()> {
+    use std::net::ToSocketAddrs;
+    let bad = |problem: String| Error::Fault {
+        proxy: name.to_string(),
+        problem,
+    };
+    let addresses: Vec<SocketAddr> = upstream
+        .to_socket_addrs()
+        .map_err(|e| {
+            bad(format!(
+                "upstream {upstream:?} is not a reachable host:port: {e}"
+            ))
+        })?
+        .collect();
+    let mut last = None;
+    for address in &addresses {
+        match std::net::TcpStream::connect_timeout(address, std::time::Duration::from_secs(1)) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(bad(format!(
+        "nothing accepts connections at upstream {upstream} ({}); start the server before the \
+         proxy, or check the port",
+        last.map_or_else(|| "no address".to_string(), |e| e.to_string())
+    )))
 }
 
 /// Removes the toxic `name` (only the one placed as `id`, when given).
