@@ -76,6 +76,25 @@ async fn owned_and_sliced_environments_hand_out_the_same_handles_and_variables()
 
     // A slice knows its network too, as an environment does.
     assert!(slice.network().starts_with("drydock-"));
+
+    // What a failing test shows: scopes, how to connect, traffic, each container's log tail;
+    // never the generated password.
+    let report = slice.report(5).await;
+    assert!(
+        report.contains(&format!("database: {}", sliced.0.database())),
+        "{report}"
+    );
+    assert!(report.contains("psql -h"), "{report}");
+    assert!(
+        report.contains(&format!("redis-cli -h {}", sliced.1.host())),
+        "{report}"
+    );
+    assert!(report.contains("traffic via"), "{report}");
+    assert!(report.contains("lines of postgres's log"), "{report}");
+    assert!(
+        !report.contains(sliced.0.password()),
+        "a secret in: {report}"
+    );
     Ok(())
 }
 

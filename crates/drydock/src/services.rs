@@ -171,6 +171,32 @@ impl Services {
     }
 }
 
+impl Services {
+    /// [`diagnostics`](Self::diagnostics) and the last `lines` lines of each service's
+    /// container log: what to print when a test fails.
+    ///
+    /// ```no_run
+    /// # async fn demo(slice: drydock::Slice) {
+    /// eprintln!("{}", slice.report(20).await);
+    /// # }
+    /// ```
+    pub async fn report(&self, lines: usize) -> String {
+        let mut text = self.diagnostics();
+        let Ok(engine) = crate::docker::Engine::connect().await else {
+            text.push_str("(no Docker engine answered: no container logs)\n");
+            return text;
+        };
+        for entry in &self.entries {
+            let log = crate::docker::log_tail(&engine, &entry.container, lines).await;
+            text.push_str(&format!(
+                "--- last {lines} lines of {}'s log ---\n{log}\n",
+                entry.name
+            ));
+        }
+        text
+    }
+}
+
 impl fmt::Debug for Services {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()

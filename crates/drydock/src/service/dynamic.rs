@@ -34,7 +34,7 @@ pub(crate) trait AnyService: Send + Sync + fmt::Debug {
         sharing: Sharing,
     ) -> BoxFuture<'a, Result<Arc<dyn Started>>>;
     /// A test's entry from what the keeper granted (server and scope as JSON).
-    fn entry(&self, server: Value, scope: Value) -> Result<Entry>;
+    fn entry(&self, server: Value, scope: Value, container: String) -> Result<Entry>;
 }
 
 impl Clone for Box<dyn AnyService> {
@@ -72,11 +72,18 @@ pub(crate) struct Entry {
     pub debug: String,
     /// The fault proxies in front of the service's addresses (they live as long as the entry).
     pub proxies: Vec<FaultProxy>,
+    /// The id of the container the service runs in, for its log.
+    pub container: String,
 }
 
 impl Entry {
     /// The entry of `server` in `scope`, its addresses routed through proxies made here.
-    fn routed<S: Service>(name: &str, server: &S::Server, scope: S::Scope) -> Result<Entry> {
+    fn routed<S: Service>(
+        name: &str,
+        server: &S::Server,
+        scope: S::Scope,
+        container: String,
+    ) -> Result<Entry> {
         let mut router = Router::new(name);
         let server = S::route(server, &mut router)?;
         let handle = S::handle(&server, scope);
@@ -88,6 +95,7 @@ impl Entry {
             debug: format!("{handle:?}"),
             handle: Arc::new(handle),
             proxies: router.into_proxies(),
+            container,
         })
     }
 }
@@ -156,7 +164,7 @@ impl<S: Service> AnyService for S {
         })
     }
 
-    fn entry(&self, server: Value, scope: Value) -> Result<Entry> {
+    fn entry(&self, server: Value, scope: Value, container: String) -> Result<Entry> {
         let decode = |what: &str, e: serde_json::Error| Error::Spec {
             service: Service::name(self).to_string(),
             problem: format!("the keeper granted a {what} this process cannot read: {e}"),
@@ -165,7 +173,7 @@ impl<S: Service> AnyService for S {
         };
         let server: S::Server = serde_json::from_value(server).map_err(|e| decode("server", e))?;
         let scope: S::Scope = serde_json::from_value(scope).map_err(|e| decode("scope", e))?;
-        Entry::routed::<S>(Service::name(self), &server, scope)
+        Entry::routed::<S>(Service::name(self), &server, scope, container)
     }
 }
 
@@ -192,7 +200,12 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl<S: Service> Started for Running<S> {
     fn owned(&self) -> Result<Entry> {
-        Entry::routed::<S>(&self.name, &self.server(), S::owned_scope(&self.slicer))
+        Entry::routed::<S>(
+            &self.name,
+            &self.server(),
+            S::owned_scope(&self.slicer),
+            self.container().id,
+        )
     }
 
     fn server_json(&self) -> Result<Value> {

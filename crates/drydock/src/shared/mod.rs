@@ -127,7 +127,7 @@ pub(crate) async fn attach(mut builder: EnvBuilder) -> Result<Slice> {
                     ),
                 )
             })?;
-        entries.push(service.entry(granted.server, granted.scope)?);
+        entries.push(service.entry(granted.server, granted.scope, granted.container)?);
     }
     Ok(Slice::new(
         stream,

@@ -49,6 +49,8 @@ pub(crate) struct GrantedService {
     pub name: String,
     pub server: serde_json::Value,
     pub scope: serde_json::Value,
+    /// The container's id, for its log in a failing test's report.
+    pub container: String,
 }
 
 /// What `drydock ls` shows of a keeper.

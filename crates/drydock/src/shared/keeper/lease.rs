@@ -116,6 +116,7 @@ async fn cut(resources: &Resources) -> Result<(SliceGrant, Vec<Box<dyn Send + Sy
             name: name.clone(),
             server: started.server_json()?,
             scope,
+            container: started.container().id,
         });
     }
     let grant = SliceGrant {
