@@ -305,3 +305,49 @@ async fn a_keeper_never_removes_an_owned_environment_of_the_same_spec() -> TestR
     sqlx::query("SELECT 1").execute(&pool).await?;
     Ok(())
 }
+
+/// Run by the test below with `DRYDOCK_KEEPER_DIR` set, as a shell might leave it.
+#[tokio::test]
+#[ignore = "run by a_stray_keeper_variable_does_not_turn_a_test_binary_into_a_keeper"]
+async fn child_runs_as_a_test() -> TestResult {
+    println!("RAN AS A TEST");
+    Ok(())
+}
+
+#[test]
+fn a_stray_keeper_variable_does_not_turn_a_test_binary_into_a_keeper() {
+    let dir = tempfile::tempdir().expect("a dir");
+    let output = run_child(
+        "child_runs_as_a_test",
+        &[(
+            "DRYDOCK_KEEPER_DIR",
+            Some(&dir.path().display().to_string()),
+        )],
+        Duration::from_secs(30),
+    );
+    assert_child_passed("child_runs_as_a_test", &output);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("RAN AS A TEST"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("unset it in your shell"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_zero_grace_period_is_refused_with_the_fix() -> TestResult {
+    let started = Instant::now();
+    let error = Env::builder()
+        .with_redis(Redis::default())
+        .grace_period(Duration::ZERO)
+        .attach()
+        .await
+        .expect_err("a grace period no test can attach within");
+    let message = format!("{error:?}");
+    assert!(
+        message.contains("grace_period(0ns)") && message.contains("to fix: use at least 100ms"),
+        "{message}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    Ok(())
+}

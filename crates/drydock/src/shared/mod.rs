@@ -51,7 +51,7 @@ use std::{
 pub use protocol::Status;
 pub use slice::Slice;
 
-pub(crate) use keeper::KEEPER_ENV;
+pub(crate) use keeper::{KEEPER_ENV, SPAWNER_ENV};
 use protocol::{KeeperSpec, Request, Response, SliceGrant};
 use run_dir::RunDir;
 
@@ -67,6 +67,8 @@ use crate::{
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a freshly spawned keeper may take to listen.
 const KEEPER_LISTEN_TIMEOUT: Duration = Duration::from_secs(15);
+/// The shortest grace period that lets the next test process of a run attach.
+const MIN_GRACE: Duration = Duration::from_millis(100);
 /// Added to the services' ready bounds to bound the wait for a slice.
 const SLICE_MARGIN: Duration = Duration::from_secs(120);
 
@@ -75,6 +77,16 @@ pub(crate) async fn attach(mut builder: EnvBuilder) -> Result<Slice> {
     let identity = builder.resolved_identity()?;
     let run = identity::run_id();
     keeper::ensure_linked();
+    if builder.grace_period < MIN_GRACE {
+        return Err(Error::Spec {
+            service: "environment".into(),
+            problem: format!(
+                "grace_period({:?}) would end the shared environment before a test can attach",
+                builder.grace_period
+            ),
+            fix: format!("use at least {MIN_GRACE:?} (5 s is the default)"),
+        });
+    }
     let dir = RunDir::new(&run, &identity)?;
     let bound = builder.ready_bounds() + SLICE_MARGIN;
     let spec = KeeperSpec {
@@ -193,6 +205,7 @@ fn spawn_keeper(dir: &RunDir) -> Result<std::process::Child> {
         .map_err(|e| Error::keeper_io(dir.path(), "log cannot be opened twice", e))?;
     Command::new(exe)
         .env(KEEPER_ENV, dir.path())
+        .env(SPAWNER_ENV, std::process::id().to_string())
         .current_dir(dir.path())
         .stdin(Stdio::null())
         .stdout(log)

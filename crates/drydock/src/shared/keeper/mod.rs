@@ -15,13 +15,26 @@ use super::run_dir::RunDir;
 
 /// The environment variable that turns a test binary into a keeper: the run directory.
 pub(crate) const KEEPER_ENV: &str = "DRYDOCK_KEEPER_DIR";
+/// The pid of the process that spawned the keeper: a keeper is only ever its spawner's child,
+/// so a `DRYDOCK_KEEPER_DIR` left in a shell's environment does not turn every test binary
+/// (and nextest's `--list`) into a keeper.
+pub(crate) const SPAWNER_ENV: &str = "DRYDOCK_KEEPER_SPAWNER";
 
 #[ctor::ctor(unsafe)]
 #[allow(unsafe_code)]
 fn keeper_entry() {
-    if let Some(dir) = std::env::var_os(KEEPER_ENV) {
+    let Some(dir) = std::env::var_os(KEEPER_ENV) else {
+        return;
+    };
+    let spawner = std::env::var(SPAWNER_ENV).ok();
+    if spawner.as_deref() == Some(&std::os::unix::process::parent_id().to_string()) {
         std::process::exit(run(PathBuf::from(dir)));
     }
+    eprintln!(
+        "drydock: ignoring {KEEPER_ENV}={} (this process was not spawned as a keeper); \
+         unset it in your shell",
+        dir.to_string_lossy()
+    );
 }
 
 /// Referenced from `attach`, so the linker keeps the object file that holds the constructor.
