@@ -351,3 +351,53 @@ async fn a_zero_grace_period_is_refused_with_the_fix() -> TestResult {
     assert!(started.elapsed() < Duration::from_secs(1));
     Ok(())
 }
+
+/// Run by the test below, with TMPDIR pointing somewhere bad.
+#[tokio::test]
+#[ignore = "run by run_directories_must_exist_and_be_private"]
+async fn child_attach_with_this_tmpdir() -> TestResult {
+    let error = Env::builder()
+        .with_redis(Redis::default())
+        .attach()
+        .await
+        .expect_err("a bad TMPDIR");
+    println!("ERROR {error:?}");
+    Ok(())
+}
+
+#[test]
+fn run_directories_must_exist_and_be_private() {
+    let attach_with = |tmpdir: &str| {
+        let output = run_child(
+            "child_attach_with_this_tmpdir",
+            &[("TMPDIR", Some(tmpdir)), ("XDG_RUNTIME_DIR", None)],
+            Duration::from_secs(60),
+        );
+        assert_child_passed("child_attach_with_this_tmpdir", &output);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let missing = attach_with("/nonexistent/drydock-test");
+    assert!(
+        missing.contains("does not exist") && missing.contains("TMPDIR"),
+        "{missing}"
+    );
+    assert!(
+        !std::path::Path::new("/nonexistent").exists(),
+        "nothing was created"
+    );
+
+    // A base directory anybody may write to (another user could have made it) is refused.
+    let dir = tempfile::tempdir().expect("a dir");
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .expect("uid");
+    let base = dir.path().join(format!("drydock-{uid}"));
+    std::fs::create_dir(&base).expect("base");
+    std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .expect("chmod");
+    let open = attach_with(&dir.path().display().to_string());
+    assert!(
+        open.contains("not private") && open.contains("777"),
+        "{open}"
+    );
+}

@@ -21,12 +21,31 @@ impl RunDir {
     pub(crate) fn new(run: &str, identity: &str) -> Result<Self> {
         // Hashed: a Unix socket path must stay under 108 bytes, whatever the run id looks like.
         let run_hash = hex::encode(&Sha256::digest(run.as_bytes())[..6]);
-        let path = base_dir().join(format!("{run_hash}-{identity}"));
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&path)
-            .map_err(|e| Error::keeper_io(&path, "cannot be created", e))?;
+        let base = base_dir();
+        // Only the last level is made: a missing TMPDIR or XDG_RUNTIME_DIR is a mistake to
+        // report, not a tree to create.
+        let parent = base.parent().unwrap_or(Path::new("/"));
+        if !parent.is_dir() {
+            return Err(Error::Spec {
+                service: "environment".into(),
+                problem: format!(
+                    "the directory for shared environments' run directories, {}, does not exist",
+                    parent.display()
+                ),
+                fix:
+                    "set TMPDIR (or XDG_RUNTIME_DIR) to an existing directory of yours, or unset it"
+                        .into(),
+            });
+        }
+        let path = base.join(format!("{run_hash}-{identity}"));
+        for dir in [&base, &path] {
+            match DirBuilder::new().mode(0o700).create(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::keeper_io(dir, "cannot be created", e)),
+            }
+            private(dir)?;
+        }
         Ok(RunDir { path })
     }
 
@@ -84,6 +103,27 @@ impl RunDir {
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
+}
+
+/// Refuses a directory another user owns or may write to: whoever can write there can replace
+/// the keeper's socket or deny every test its environment.
+fn private(dir: &Path) -> Result<()> {
+    let meta = std::fs::metadata(dir).map_err(|e| Error::keeper_io(dir, "cannot be read", e))?;
+    let me = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX);
+    if meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return Err(Error::keeper(
+            dir,
+            format!(
+                "is owned by uid {} with mode {:o}, not private to uid {me}: refused; remove it \
+                 (or point TMPDIR elsewhere) and run again",
+                meta.uid(),
+                meta.mode() & 0o777
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Where every run directory lives: `$XDG_RUNTIME_DIR/drydock`, else `<tmp>/drydock-<uid>`.
