@@ -401,3 +401,28 @@ fn run_directories_must_exist_and_be_private() {
         "{open}"
     );
 }
+
+#[tokio::test]
+async fn two_migrations_of_one_version_are_refused_naming_both_before_anything_starts() -> TestResult
+{
+    let dir = schema_dir(&[
+        ("1_first.sql", "CREATE TABLE a (n int);"),
+        ("1_second.sql", "CREATE TABLE b (n int);"),
+    ])?;
+    let started = Instant::now();
+    let error = with_migrations(dir.path())
+        .start()
+        .await
+        .expect_err("a duplicate version");
+    let message = format!("{error:?}");
+    assert!(
+        message.contains("1_first.sql") && message.contains("1_second.sql"),
+        "{message}"
+    );
+    assert!(message.contains("version 1"), "{message}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "before any container"
+    );
+    Ok(())
+}

@@ -28,6 +28,7 @@ pub(crate) fn fingerprint(migrations: Option<&Path>, fixtures: &[PathBuf]) -> Re
             }
         }
         files.sort();
+        check_versions(&files)?;
     }
     files.extend(fixtures.iter().cloned());
     for file in files {
@@ -37,6 +38,39 @@ pub(crate) fn fingerprint(migrations: Option<&Path>, fixtures: &[PathBuf]) -> Re
         hasher.update(&content);
     }
     Ok(hex::encode(&hasher.finalize()[..8]))
+}
+
+/// Two migrations of one version (`1_a.sql`, `1_b.sql`) are refused naming both, before the
+/// database answers with a bare unique-key violation. Reversible migrations share a version
+/// between their `.up.sql` and `.down.sql`, which is fine.
+fn check_versions(files: &[PathBuf]) -> Result<()> {
+    let mut seen: std::collections::HashMap<String, &PathBuf> = std::collections::HashMap::new();
+    for file in files {
+        let Some(name) = file.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some((version, _)) = name.split_once('_') else {
+            continue;
+        };
+        if version.is_empty()
+            || !version.chars().all(|c| c.is_ascii_digit())
+            || name.ends_with(".down.sql")
+        {
+            continue;
+        }
+        if let Some(first) = seen.insert(version.to_string(), file) {
+            return Err(Error::Schema {
+                file: file.clone(),
+                message: format!(
+                    "migration version {version} is also the version of {}; give each migration \
+                     a version of its own",
+                    first.display()
+                ),
+                source: None,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// How long migrations and fixtures together may take (a statement waiting on a lock must not
