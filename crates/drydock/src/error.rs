@@ -44,8 +44,8 @@ pub enum Error {
     #[error(
         "no Docker engine answered at {endpoint}: {cause}\n  \
          looked at: {looked_at}\n  \
-         to fix: start the engine (`sudo systemctl start docker`, or `scripts/ensure-docker`), \
-         or point DOCKER_HOST at a running one (e.g. DOCKER_HOST=unix:///run/user/1000/docker.sock)"
+         to fix: {}",
+        .fix.as_deref().unwrap_or(ENGINE_FIX)
     )]
     DockerUnavailable {
         /// The endpoint that was tried.
@@ -54,6 +54,8 @@ pub enum Error {
         looked_at: String,
         /// Why the last attempt failed.
         cause: String,
+        /// What to do, when it is not to start an engine (a TLS setting to correct, say).
+        fix: Option<String>,
     },
 
     /// An image reference (from code or an environment variable) could not be parsed.
@@ -349,6 +351,11 @@ pub enum Error {
     #[error("{} services failed to start:\n{}", .0.len(), render_list(.0))]
     Several(Vec<Error>),
 }
+
+/// What to do when no engine answers.
+const ENGINE_FIX: &str =
+    "start the engine (`sudo systemctl start docker`, or `scripts/ensure-docker`), \
+     or point DOCKER_HOST at a running one (e.g. DOCKER_HOST=unix:///run/user/1000/docker.sock)";
 
 /// The same text as `Display`: what a failing test prints is what the user must read.
 impl fmt::Debug for Error {

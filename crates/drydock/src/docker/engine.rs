@@ -47,6 +47,7 @@ impl Engine {
                 endpoint: "nowhere".into(),
                 looked_at,
                 cause: "no DOCKER_HOST is set and none of the usual sockets exists".into(),
+                fix: None,
             });
         };
         let endpoint = chosen.url();
@@ -54,8 +55,20 @@ impl Engine {
             endpoint: endpoint.clone(),
             looked_at: looked_at.clone(),
             cause,
+            fix: None,
         };
-        let transport = Transport::choose(&endpoint, &env_var).map_err(&unavailable)?;
+        // The engine may be fine: its TLS settings here are not.
+        let transport =
+            Transport::choose(&endpoint, &env_var).map_err(|cause| Error::DockerUnavailable {
+                endpoint: endpoint.clone(),
+                looked_at: looked_at.clone(),
+                cause,
+                fix: Some(
+                    "correct DOCKER_TLS_VERIFY / DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem), as \
+                     the docker CLI reads them"
+                        .into(),
+                ),
+            })?;
         let docker = transport
             .connect(&endpoint)
             .map_err(|e| unavailable(transport.explain(&e)))?;
