@@ -170,7 +170,7 @@ async fn child_names_the_missing_file() {
         &format!("{dir}/cert.pem"),
         &format!("{dir}/key.pem"),
         &format!("DOCKER_CERT_PATH={dir}"),
-        "to fix",
+        "to fix: correct DOCKER_TLS_VERIFY / DOCKER_CERT_PATH",
     ] {
         assert!(
             message.contains(expected),
