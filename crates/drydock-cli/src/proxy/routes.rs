@@ -14,6 +14,9 @@ use super::{
     registry::Registry,
 };
 
+/// A registry operation, run off the async workers.
+type Operation = Box<dyn FnOnce(&Registry) -> Result<Reply, ApiError> + Send>;
+
 /// Bodies are a proxy list at most: refuse what cannot be one.
 const MAX_BODY: usize = 1 << 20;
 
@@ -54,7 +57,7 @@ async fn route(
     let body = read_body(request).await?;
     let segments: Vec<&str> = path.iter().map(String::as_str).collect();
     // Registry operations may block (binding, re-binding a socket): off the async workers.
-    let run = |f: Box<dyn FnOnce(&Registry) -> Result<Reply, ApiError> + Send>| {
+    let run = |f: Operation| {
         let registry = Arc::clone(&registry);
         async move {
             tokio::task::spawn_blocking(move || f(&registry))
