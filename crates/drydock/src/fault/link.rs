@@ -178,6 +178,15 @@ async fn pump(
         } else {
             match source.read(&mut buffer).await {
                 Ok(0) => return close(link, &mut toxics, stream, &mut sink).await,
+                // No toxic on the proxy, the common case: straight from the buffer, without
+                // copying the chunk or taking the toxics' locks.
+                Ok(n) if toxics.borrow().is_empty() => {
+                    if sink.write_all(&buffer[..n]).await.is_err() {
+                        return End::Close;
+                    }
+                    wrote(link, stream, n);
+                    continue;
+                }
                 Ok(n) => buffer[..n].to_vec(),
                 Err(_) => return End::Close,
             }
@@ -214,6 +223,26 @@ async fn close(
     }
     let _ = sink.shutdown().await;
     End::Eof
+}
+
+/// Counts `bytes` written to the sink; a request (upstream) starts a round trip, and its
+/// answer reaching the client (downstream) ends it, toxics included.
+fn wrote(link: &Link, stream: Stream, bytes: usize) {
+    let counter = match stream {
+        Stream::Upstream => &link.inner.counters.bytes_upstream,
+        Stream::Downstream => &link.inner.counters.bytes_downstream,
+    };
+    counter.fetch_add(bytes as u64, Ordering::Relaxed);
+    match stream {
+        Stream::Downstream => {
+            if let Some(asked) = lock(&link.asked_at).take() {
+                link.inner.counters.round_trip(asked.elapsed());
+            }
+        }
+        Stream::Upstream => {
+            lock(&link.asked_at).get_or_insert_with(Instant::now);
+        }
+    }
 }
 
 /// Passes one chunk through the toxics in order and writes what comes out.
@@ -333,20 +362,7 @@ async fn pass(
         if sink.write_all(&piece).await.is_err() {
             return Err(End::Close);
         }
-        // The answer reached the client: the round trip is over, toxics included.
-        if stream == Stream::Downstream {
-            if let Some(asked) = lock(&link.asked_at).take() {
-                link.inner.counters.round_trip(asked.elapsed());
-            }
-        }
-        let counter = match stream {
-            Stream::Upstream => &link.inner.counters.bytes_upstream,
-            Stream::Downstream => &link.inner.counters.bytes_downstream,
-        };
-        counter.fetch_add(piece.len() as u64, Ordering::Relaxed);
-    }
-    if stream == Stream::Upstream {
-        lock(&link.asked_at).get_or_insert_with(Instant::now);
+        wrote(link, stream, piece.len());
     }
     if close_after {
         let _ = sink.flush().await;
