@@ -23,7 +23,12 @@ use super::{
     Protocol,
 };
 
+/// The most a toxic acts on at once (latency is per chunk, bandwidth paces chunks).
 const CHUNK: usize = 32 * 1024;
+/// A link's read buffer starts small (most links carry small requests and answers) and grows,
+/// while reads fill it, up to this: fewer, larger reads and writes for bulk transfers.
+const FIRST_READ: usize = 16 * 1024;
+const MAX_READ: usize = 256 * 1024;
 
 /// What ends a link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,7 +172,7 @@ async fn pump(
 ) -> End {
     let mut toxics = link.inner.toxics.subscribe();
     let kafka = link.inner.protocol == Protocol::Kafka;
-    let mut buffer = vec![0u8; CHUNK];
+    let mut buffer = vec![0u8; FIRST_READ];
     loop {
         let data = if kafka {
             match super::kafka::read_frame(&mut source).await {
@@ -185,9 +190,20 @@ async fn pump(
                         return End::Close;
                     }
                     wrote(link, stream, n);
+                    grow(&mut buffer, n);
                     continue;
                 }
-                Ok(n) => buffer[..n].to_vec(),
+                Ok(n) => {
+                    for chunk in buffer[..n].chunks(CHUNK) {
+                        if let Err(end) =
+                            pass(link, &mut toxics, stream, chunk.to_vec(), &mut sink).await
+                        {
+                            return end;
+                        }
+                    }
+                    grow(&mut buffer, n);
+                    continue;
+                }
                 Err(_) => return End::Close,
             }
         };
@@ -205,6 +221,13 @@ async fn pump(
             Ok(()) => {}
             Err(end) => return end,
         }
+    }
+}
+
+/// Doubles the read buffer when a read filled it, up to [`MAX_READ`].
+fn grow(buffer: &mut Vec<u8>, read: usize) {
+    if read == buffer.len() && buffer.len() < MAX_READ {
+        buffer.resize(buffer.len() * 2, 0);
     }
 }
 
