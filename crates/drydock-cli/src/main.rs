@@ -4,10 +4,12 @@
 //! cargo run -p drydock-cli -- ls                # running environments, their leases
 //! cargo run -p drydock-cli -- prune             # remove what dead runs left behind
 //! cargo run -p drydock-cli -- images build      # idempotent: seconds when up to date
+//! cargo run -p drydock-cli -- proxy             # Toxiproxy's API on 127.0.0.1:8474
 //! ```
 
 mod environments;
 mod images;
+mod proxy;
 
 use clap::{Parser, Subcommand};
 
@@ -36,6 +38,12 @@ enum Command {
     Images {
         #[command(subcommand)]
         command: ImagesCommand,
+    },
+    /// Serves Toxiproxy's HTTP API over drydock's fault proxies, for Toxiproxy's clients.
+    Proxy {
+        /// Where the API listens (Toxiproxy's default; `:0` picks a free port, printed).
+        #[arg(long, default_value = "127.0.0.1:8474")]
+        listen: String,
     },
 }
 
@@ -70,6 +78,7 @@ async fn main() -> std::process::ExitCode {
             ImagesCommand::Build { force, only } => images::build(force, &only).await,
             ImagesCommand::List => images::list().await,
         },
+        Command::Proxy { listen } => proxy::run(&listen).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

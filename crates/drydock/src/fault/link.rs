@@ -23,7 +23,12 @@ use super::{
     Protocol,
 };
 
+/// The most a toxic acts on at once (latency is per chunk, bandwidth paces chunks).
 const CHUNK: usize = 32 * 1024;
+/// A link's read buffer starts small (most links carry small requests and answers) and grows,
+/// while reads fill it, up to this: fewer, larger reads and writes for bulk transfers.
+const FIRST_READ: usize = 16 * 1024;
+const MAX_READ: usize = 256 * 1024;
 
 /// What ends a link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,7 +172,7 @@ async fn pump(
 ) -> End {
     let mut toxics = link.inner.toxics.subscribe();
     let kafka = link.inner.protocol == Protocol::Kafka;
-    let mut buffer = vec![0u8; CHUNK];
+    let mut buffer = vec![0u8; FIRST_READ];
     loop {
         let data = if kafka {
             match super::kafka::read_frame(&mut source).await {
@@ -178,7 +183,27 @@ async fn pump(
         } else {
             match source.read(&mut buffer).await {
                 Ok(0) => return close(link, &mut toxics, stream, &mut sink).await,
-                Ok(n) => buffer[..n].to_vec(),
+                // No toxic on the proxy, the common case: straight from the buffer, without
+                // copying the chunk or taking the toxics' locks.
+                Ok(n) if toxics.borrow().is_empty() => {
+                    if sink.write_all(&buffer[..n]).await.is_err() {
+                        return End::Close;
+                    }
+                    wrote(link, stream, n);
+                    grow(&mut buffer, n);
+                    continue;
+                }
+                Ok(n) => {
+                    for chunk in buffer[..n].chunks(CHUNK) {
+                        if let Err(end) =
+                            pass(link, &mut toxics, stream, chunk.to_vec(), &mut sink).await
+                        {
+                            return end;
+                        }
+                    }
+                    grow(&mut buffer, n);
+                    continue;
+                }
                 Err(_) => return End::Close,
             }
         };
@@ -199,6 +224,13 @@ async fn pump(
     }
 }
 
+/// Doubles the read buffer when a read filled it, up to [`MAX_READ`].
+fn grow(buffer: &mut Vec<u8>, read: usize) {
+    if read == buffer.len() && buffer.len() < MAX_READ {
+        buffer.resize(buffer.len() * 2, 0);
+    }
+}
+
 /// The source closed: slow_close delays the close, then the sink is shut down.
 async fn close(
     link: &Link,
@@ -214,6 +246,26 @@ async fn close(
     }
     let _ = sink.shutdown().await;
     End::Eof
+}
+
+/// Counts `bytes` written to the sink; a request (upstream) starts a round trip, and its
+/// answer reaching the client (downstream) ends it, toxics included.
+fn wrote(link: &Link, stream: Stream, bytes: usize) {
+    let counter = match stream {
+        Stream::Upstream => &link.inner.counters.bytes_upstream,
+        Stream::Downstream => &link.inner.counters.bytes_downstream,
+    };
+    counter.fetch_add(bytes as u64, Ordering::Relaxed);
+    match stream {
+        Stream::Downstream => {
+            if let Some(asked) = lock(&link.asked_at).take() {
+                link.inner.counters.round_trip(asked.elapsed());
+            }
+        }
+        Stream::Upstream => {
+            lock(&link.asked_at).get_or_insert_with(Instant::now);
+        }
+    }
 }
 
 /// Passes one chunk through the toxics in order and writes what comes out.
@@ -333,20 +385,7 @@ async fn pass(
         if sink.write_all(&piece).await.is_err() {
             return Err(End::Close);
         }
-        // The answer reached the client: the round trip is over, toxics included.
-        if stream == Stream::Downstream {
-            if let Some(asked) = lock(&link.asked_at).take() {
-                link.inner.counters.round_trip(asked.elapsed());
-            }
-        }
-        let counter = match stream {
-            Stream::Upstream => &link.inner.counters.bytes_upstream,
-            Stream::Downstream => &link.inner.counters.bytes_downstream,
-        };
-        counter.fetch_add(piece.len() as u64, Ordering::Relaxed);
-    }
-    if stream == Stream::Upstream {
-        lock(&link.asked_at).get_or_insert_with(Instant::now);
+        wrote(link, stream, piece.len());
     }
     if close_after {
         let _ = sink.flush().await;

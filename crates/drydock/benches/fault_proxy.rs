@@ -1,0 +1,391 @@
+//! What a fault proxy costs when it adds no fault: drydock's [`FaultProxy`] beside a direct
+//! connection and beside noxious's proxy core (a Rust port of Toxiproxy), on the same loopback
+//! path to the same servers.
+//!
+//! ```text
+//! . scripts/env && cargo bench -p drydock --bench fault_proxy
+//! ```
+//!
+//! (a) Added latency per round trip, p50 and p99: 64-byte exchanges with an echo server, and —
+//! when Docker is there — `SELECT 1` on PostgreSQL and `PING` on Redis of an owned environment
+//! (all three paths to the same container). (b) Bulk throughput: 256 MiB from the client to a
+//! sink. Paths take turns, a round each, so that noise from the rest of the machine spreads
+//! over all of them. Targets: p50 overhead ≤ 50 µs, throughput ≥ 90 % of direct, and better
+//! than noxious on both.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    time::{Duration, Instant},
+};
+
+use drydock::{fault::FaultProxy, Env, Postgres, Redis};
+use noxious::{
+    proxy::{ProxyConfig, ProxyRunner, Runner, Toxics},
+    signal::{Close, Stop},
+};
+use sqlx::{Connection, Executor, PgConnection};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    runtime::Runtime,
+};
+
+type BenchResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Exchanges per path per round, and rounds.
+const EXCHANGES: usize = 2_000;
+const ROUNDS: usize = 10;
+const BULK: usize = 256 << 20;
+const BULK_ROUNDS: usize = 5;
+
+const PATHS: [&str; 3] = ["direct", "drydock", "noxious"];
+
+/// An upstream and the three ways to it.
+struct Paths {
+    addresses: [String; 3],
+    _drydock: FaultProxy,
+    _noxious: noxious::signal::Stopper,
+}
+
+/// Starts drydock's and noxious's proxies to `upstream`.
+fn paths(noxious_runtime: &Runtime, name: &str, upstream: &str) -> BenchResult<Paths> {
+    let drydock = FaultProxy::start(name, upstream)?;
+    let (noxious_address, stopper) = noxious_runtime.block_on(noxious_proxy(name, upstream))?;
+    Ok(Paths {
+        addresses: [
+            upstream.to_owned(),
+            drydock.listen_addr().to_string(),
+            noxious_address.to_string(),
+        ],
+        _drydock: drydock,
+        _noxious: stopper,
+    })
+}
+
+/// noxious's proxy core, as its server runs one: bind, then run until stopped.
+async fn noxious_proxy(
+    name: &str,
+    upstream: &str,
+) -> BenchResult<(SocketAddr, noxious::signal::Stopper)> {
+    // noxious's listener does not tell its port: take a free one (a race nothing else here runs).
+    let address = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let config = ProxyConfig {
+        name: name.to_owned(),
+        listen: address.to_string(),
+        upstream: upstream.to_owned(),
+        enabled: true,
+        rand_seed: None,
+    };
+    let (listener, info) =
+        ProxyRunner::initialize_proxy::<noxious::socket::TcpListener>(config, Toxics::empty())
+            .await?;
+    let (stop, stopper) = Stop::new();
+    let (close, closer) = Close::new();
+    let (events, receiver) = bmrng::channel(16);
+    tokio::spawn(async move {
+        // Its toxic-event channel and close signal live as long as the proxy.
+        let _keep = (events, close);
+        let _ = ProxyRunner::run_proxy(listener, info, receiver, stop, closer).await;
+    });
+    Ok((address, stopper))
+}
+
+/// Echoes every connection.
+async fn echo_server() -> BenchResult<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let _ = socket.set_nodelay(true);
+            tokio::spawn(async move {
+                let (mut read, mut write) = socket.split();
+                let _ = tokio::io::copy(&mut read, &mut write).await;
+            });
+        }
+    });
+    Ok(address)
+}
+
+/// Reads a 64-bit length, then that many bytes, then answers one byte.
+async fn sink_server() -> BenchResult<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut left) = socket.read_u64().await else {
+                    return;
+                };
+                let mut buffer = vec![0u8; 256 << 10];
+                while left > 0 {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => left = left.saturating_sub(n as u64),
+                    }
+                }
+                let _ = socket.write_all(b"k").await;
+            });
+        }
+    });
+    Ok(address)
+}
+
+/// One kind of exchange: connects, then times `exchanges` round trips on that connection.
+type Exchange =
+    fn(String, usize) -> Pin<Box<dyn Future<Output = BenchResult<Vec<Duration>>> + Send>>;
+
+fn echo_exchanges(
+    address: String,
+    exchanges: usize,
+) -> Pin<Box<dyn Future<Output = BenchResult<Vec<Duration>>> + Send>> {
+    Box::pin(async move {
+        let mut socket = TcpStream::connect(address).await?;
+        socket.set_nodelay(true)?;
+        let message = [7u8; 64];
+        let mut answer = [0u8; 64];
+        let mut samples = Vec::with_capacity(exchanges);
+        for _ in 0..exchanges {
+            let started = Instant::now();
+            socket.write_all(&message).await?;
+            socket.read_exact(&mut answer).await?;
+            samples.push(started.elapsed());
+        }
+        Ok(samples)
+    })
+}
+
+fn redis_exchanges(
+    address: String,
+    exchanges: usize,
+) -> Pin<Box<dyn Future<Output = BenchResult<Vec<Duration>>> + Send>> {
+    Box::pin(async move {
+        // RESP by hand: the path's cost, not a client's.
+        let mut socket = TcpStream::connect(address).await?;
+        socket.set_nodelay(true)?;
+        let mut answer = [0u8; 7];
+        let mut samples = Vec::with_capacity(exchanges);
+        for _ in 0..exchanges {
+            let started = Instant::now();
+            socket.write_all(b"PING\r\n").await?;
+            socket.read_exact(&mut answer).await?;
+            samples.push(started.elapsed());
+            if &answer != b"+PONG\r\n" {
+                return Err(
+                    format!("redis answered {:?}", String::from_utf8_lossy(&answer)).into(),
+                );
+            }
+        }
+        Ok(samples)
+    })
+}
+
+/// The PostgreSQL connection options, with the address to be filled in per path.
+static POSTGRES: std::sync::OnceLock<sqlx::postgres::PgConnectOptions> = std::sync::OnceLock::new();
+
+fn postgres_exchanges(
+    address: String,
+    exchanges: usize,
+) -> Pin<Box<dyn Future<Output = BenchResult<Vec<Duration>>> + Send>> {
+    Box::pin(async move {
+        let (host, port) = address.rsplit_once(':').ok_or("no port")?;
+        let options = POSTGRES
+            .get()
+            .ok_or("no postgres")?
+            .clone()
+            .host(host)
+            .port(port.parse()?);
+        let mut connection = PgConnection::connect_with(&options).await?;
+        let mut samples = Vec::with_capacity(exchanges);
+        for _ in 0..exchanges {
+            let started = Instant::now();
+            connection.execute("SELECT 1").await?;
+            samples.push(started.elapsed());
+        }
+        connection.close().await?;
+        Ok(samples)
+    })
+}
+
+/// Round trips on every path, the paths taking turns; samples per path, sorted.
+fn round_trips(
+    runtime: &Runtime,
+    paths: &Paths,
+    exchange: Exchange,
+) -> BenchResult<[Vec<Duration>; 3]> {
+    let mut samples: [Vec<Duration>; 3] = Default::default();
+    for round in 0..=ROUNDS {
+        for (path, address) in paths.addresses.iter().enumerate() {
+            let taken = runtime.block_on(exchange(address.clone(), EXCHANGES))?;
+            // Round 0 warms up connections, caches and the proxies' threads.
+            if round > 0 {
+                samples[path].extend(taken);
+            }
+        }
+    }
+    for s in &mut samples {
+        s.sort();
+    }
+    Ok(samples)
+}
+
+/// `BULK` bytes to the sink through `address`, in MB/s.
+async fn bulk(address: &str) -> BenchResult<f64> {
+    let mut socket = TcpStream::connect(address).await?;
+    let chunk = vec![1u8; 64 << 10];
+    let started = Instant::now();
+    socket.write_u64(BULK as u64).await?;
+    let mut sent = 0;
+    while sent < BULK {
+        socket.write_all(&chunk).await?;
+        sent += chunk.len();
+    }
+    let mut ack = [0u8; 1];
+    socket.read_exact(&mut ack).await?;
+    Ok(BULK as f64 / 1e6 / started.elapsed().as_secs_f64())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+fn report_latency(what: &str, samples: &[Vec<Duration>; 3]) {
+    let p50: Vec<f64> = samples
+        .iter()
+        .map(|s| micros(percentile(s, 0.50)))
+        .collect();
+    let p99: Vec<f64> = samples
+        .iter()
+        .map(|s| micros(percentile(s, 0.99)))
+        .collect();
+    println!("\n{what} ({} round trips per path)", samples[0].len());
+    println!(
+        "  {:<8} {:>9} {:>9} {:>13} {:>13}",
+        "path", "p50 µs", "p99 µs", "+p50 µs", "+p99 µs"
+    );
+    for (i, path) in PATHS.iter().enumerate() {
+        println!(
+            "  {:<8} {:>9.1} {:>9.1} {:>13.1} {:>13.1}",
+            path,
+            p50[i],
+            p99[i],
+            p50[i] - p50[0],
+            p99[i] - p99[0]
+        );
+    }
+    let (drydock, noxious) = (p50[1] - p50[0], p50[2] - p50[0]);
+    let (drydock99, noxious99) = (p99[1] - p99[0], p99[2] - p99[0]);
+    println!(
+        "  overhead: drydock p50 {drydock:.1} µs (target ≤ 50: {}), p99 {drydock99:.1} µs; \
+         noxious p50 {noxious:.1} µs, p99 {noxious99:.1} µs",
+        verdict(drydock <= 50.0),
+    );
+    // Within a microsecond is a tie on a loopback path: the machine's noise is larger.
+    let compare = |ours: f64, theirs: f64| match ours - theirs {
+        d if d < -1.0 => format!("{:.1} µs better", -d),
+        d if d > 1.0 => format!("{d:.1} µs WORSE"),
+        _ => "level".to_owned(),
+    };
+    println!(
+        "  drydock vs noxious: p50 {}, p99 {}",
+        compare(drydock, noxious),
+        compare(drydock99, noxious99)
+    );
+}
+
+fn main() -> BenchResult {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    // noxious on a runtime of its own, as drydock's proxies are on theirs: neither shares
+    // threads with the clients measuring them.
+    let noxious_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+
+    let echo = runtime.block_on(echo_server())?;
+    let echo_paths = paths(&noxious_runtime, "echo", &echo.to_string())?;
+    report_latency(
+        "echo, 64 bytes",
+        &round_trips(&runtime, &echo_paths, echo_exchanges)?,
+    );
+
+    // PostgreSQL and Redis when Docker is there: an owned environment, all paths to its servers.
+    match runtime.block_on(
+        Env::builder()
+            .with_postgres(Postgres::default())
+            .with_redis(Redis::default())
+            .start(),
+    ) {
+        Ok(env) => {
+            let postgres = env.fault("postgres")?.upstream();
+            let _ = POSTGRES.set(env.postgres()?.connect_options());
+            let postgres_paths = paths(&noxious_runtime, "postgres", &postgres)?;
+            report_latency(
+                "postgres, SELECT 1",
+                &round_trips(&runtime, &postgres_paths, postgres_exchanges)?,
+            );
+            let redis = env.fault("redis")?.upstream();
+            let redis_paths = paths(&noxious_runtime, "redis", &redis)?;
+            report_latency(
+                "redis, PING",
+                &round_trips(&runtime, &redis_paths, redis_exchanges)?,
+            );
+            drop((postgres_paths, redis_paths));
+            runtime.block_on(env.teardown())?;
+        }
+        Err(e) => println!("\npostgres and redis skipped: no environment ({e})"),
+    }
+
+    let sink = runtime.block_on(sink_server())?;
+    let sink_paths = paths(&noxious_runtime, "sink", &sink.to_string())?;
+    let mut rates: [Vec<f64>; 3] = Default::default();
+    for _ in 0..BULK_ROUNDS {
+        for (path, address) in sink_paths.addresses.iter().enumerate() {
+            rates[path].push(runtime.block_on(bulk(address))?);
+        }
+    }
+    let median = |r: &mut Vec<f64>| {
+        r.sort_by(f64::total_cmp);
+        r[r.len() / 2]
+    };
+    let rates: Vec<f64> = rates.iter_mut().map(median).collect();
+    println!(
+        "\nbulk, {} MiB client → server (median of {BULK_ROUNDS})",
+        BULK >> 20
+    );
+    for (i, path) in PATHS.iter().enumerate() {
+        println!(
+            "  {:<8} {:>8.0} MB/s {:>6.1} % of direct",
+            path,
+            rates[i],
+            100.0 * rates[i] / rates[0]
+        );
+    }
+    let share = rates[1] / rates[0];
+    println!(
+        "  drydock {:.1} % of direct (target ≥ 90 %: {}); {:.2}× noxious",
+        100.0 * share,
+        verdict(share >= 0.9),
+        rates[1] / rates[2]
+    );
+    println!("\ntotal {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
