@@ -82,6 +82,7 @@ pub(crate) use dynamic::{AnyService, Entry, Started};
 pub use lease::{Lease, SliceId};
 pub use plan::{ContainerPlan, PlanContext, StartedContainer};
 pub use registry::Registration;
+#[cfg(any(feature = "postgres", feature = "redis", feature = "stub"))]
 pub(crate) use router::HostPort;
 pub use router::Router;
 

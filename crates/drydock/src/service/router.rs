@@ -96,6 +96,7 @@ pub(crate) fn split(address: &str) -> Option<(String, u16)> {
 
 /// A server reached at one host and port, which a fault proxy can stand in front of: the
 /// routing and un-routing every such server shares.
+#[cfg(any(feature = "postgres", feature = "redis", feature = "stub"))]
 pub(crate) trait HostPort: Clone {
     /// The host and port clients use, and the server's own when those are a proxy's.
     fn address_mut(&mut self) -> (&mut String, &mut u16, &mut Option<(String, u16)>);
