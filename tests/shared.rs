@@ -426,3 +426,57 @@ async fn two_migrations_of_one_version_are_refused_naming_both_before_anything_s
     );
     Ok(())
 }
+
+/// Run by the test below, in a base directory of its own.
+#[tokio::test]
+#[ignore = "run by a_keeper_that_ends_cleanly_removes_its_run_directory"]
+async fn child_attach_once() -> TestResult {
+    let slice = Env::builder()
+        .with_redis(Redis::default())
+        .grace_period(GRACE)
+        .attach()
+        .await?;
+    drop(slice);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_keeper_that_ends_cleanly_removes_its_run_directory() -> TestResult {
+    let runtime = tempfile::tempdir()?;
+    let run = format!("rundir-{}", uuid::Uuid::new_v4().simple());
+    let output = tokio::task::spawn_blocking({
+        let (runtime, run) = (runtime.path().display().to_string(), run.clone());
+        move || {
+            run_child(
+                "child_attach_once",
+                &[
+                    ("XDG_RUNTIME_DIR", Some(&runtime)),
+                    ("DRYDOCK_RUN_ID", Some(&run)),
+                ],
+                Duration::from_secs(120),
+            )
+        }
+    })
+    .await?;
+    assert_child_passed("child_attach_once", &output);
+    let base = runtime.path().join("drydock");
+    assert_eq!(
+        std::fs::read_dir(&base)?.count(),
+        1,
+        "the run directory while its keeper lives"
+    );
+    assert_removed_within(
+        &format!("drydock.run={run}"),
+        GRACE + Duration::from_secs(20),
+    )
+    .await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&base)?.count() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the run directory stayed after its keeper ended"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}

@@ -151,5 +151,10 @@ pub async fn prune(dry_run: bool) -> Result<()> {
     }
     let live = found.len() - pruned;
     println!("{pruned} left behind by dead runs; {live} live, untouched");
+    if !dry_run {
+        // Run directories whose keeper is gone and where nothing happened for a minute.
+        let dirs = drydock::shared::remove_stale_run_dirs(std::time::Duration::from_secs(60));
+        println!("{dirs} stale run directories removed");
+    }
     Ok(())
 }

@@ -112,7 +112,6 @@ pub struct PlanContext {
     pub(crate) container_name: String,
     pub(crate) host: String,
     pub(crate) bind_ip: String,
-    pub(crate) reserved: Vec<u16>,
     pub(crate) sharing: super::Sharing,
 }
 
@@ -136,9 +135,7 @@ impl PlanContext {
     /// advertises it); publish it with [`ContainerPlan::fixed_port`]. Should another process
     /// take it before the container starts, the start is retried with another.
     pub fn reserve_host_port(&mut self) -> Result<u16> {
-        let port = docker::reserve_port(&self.bind_ip)?;
-        self.reserved.push(port);
-        Ok(port)
+        docker::reserve_port(&self.bind_ip)
     }
 }
 

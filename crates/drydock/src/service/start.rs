@@ -46,7 +46,6 @@ pub(crate) async fn start<S: Service>(
                 container_name: container_name.clone(),
                 host: placement.engine.host().to_string(),
                 bind_ip: placement.engine.bind_ip().to_string(),
-                reserved: Vec::new(),
                 sharing,
             };
             let plan: ContainerPlan = service.plan(image.clone(), &mut context)?;

@@ -37,7 +37,7 @@
 
 mod keeper;
 mod protocol;
-mod run_dir;
+pub(crate) mod run_dir;
 mod slice;
 
 use std::{
@@ -270,6 +270,12 @@ fn environment_name(dir: &Path) -> String {
     dir.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// Removes run directories of this user whose keeper is gone (killed, or failed) and in which
+/// nothing happened for `idle`, for `drydock prune`; returns how many.
+pub fn remove_stale_run_dirs(idle: Duration) -> usize {
+    run_dir::remove_stale(idle)
 }
 
 /// The state of every keeper of this user on this machine, for `drydock ls`.

@@ -70,11 +70,39 @@ impl RunDir {
     }
 
     /// Takes the election lock of this environment, waiting at most `bound`.
+    ///
+    /// An exiting keeper removes the directory under this same lock ([`remove_if_idle`]); a
+    /// lock taken on a file it unlinked meanwhile is no lock at all, so the directory is made
+    /// again and the lock taken anew.
+    ///
+    /// [`remove_if_idle`]: Self::remove_if_idle
     pub(crate) fn lock(&self, bound: Duration) -> Result<File> {
-        let path = self.path.join("lock");
-        let file = File::create(&path)
-            .map_err(|e| Error::keeper_io(&self.path, "lock file cannot be opened", e))?;
         let deadline = Instant::now() + bound;
+        loop {
+            let file = self.lock_once(deadline, bound)?;
+            if self.is_current(&file) {
+                return Ok(file);
+            }
+        }
+    }
+
+    /// Whether `lock` is still the file at this directory's lock path.
+    fn is_current(&self, lock: &File) -> bool {
+        match (lock.metadata(), std::fs::metadata(self.path.join("lock"))) {
+            (Ok(held), Ok(there)) => held.ino() == there.ino() && held.dev() == there.dev(),
+            _ => false,
+        }
+    }
+
+    fn lock_once(&self, deadline: Instant, bound: Duration) -> Result<File> {
+        // Made again if an exiting keeper removed it since.
+        match DirBuilder::new().mode(0o700).create(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::keeper_io(&self.path, "cannot be created", e)),
+        }
+        let file = File::create(self.path.join("lock"))
+            .map_err(|e| Error::keeper_io(&self.path, "lock file cannot be opened", e))?;
         loop {
             match file.try_lock() {
                 Ok(()) => return Ok(file),
@@ -97,12 +125,48 @@ impl RunDir {
         }
     }
 
+    /// Removes the directory once its keeper is done, unless another process is electing a
+    /// keeper in it right now (it holds the lock); that process makes it again.
+    pub(crate) fn remove_if_idle(&self) {
+        let Ok(lock) = File::open(self.path.join("lock")) else {
+            return;
+        };
+        if lock.try_lock().is_ok() && self.is_current(&lock) {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+
     /// The last lines of the keeper's log.
     pub(crate) fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(self.log_file()).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
+}
+
+/// Removes run directories left by keepers that were killed or failed: no keeper answers
+/// there, no process holds the election lock, and nothing changed for `idle`. A failed
+/// keeper's directory (its log) stays that long for the error that names it.
+pub fn remove_stale(idle: Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(base_dir()) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let dir = RunDir::from_path(entry.path());
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= idle);
+        if old && std::os::unix::net::UnixStream::connect(dir.socket()).is_err() {
+            let before = dir.path.exists();
+            dir.remove_if_idle();
+            removed += usize::from(before && !dir.path.exists());
+        }
+    }
+    removed
 }
 
 /// Refuses a directory another user owns or may write to: whoever can write there can replace

@@ -23,6 +23,9 @@ use crate::{
     Env, EnvBuilder,
 };
 
+/// How long a run directory with no keeper and no election stays before it is swept.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Where the environment is in its life.
 #[derive(Clone)]
 pub(super) enum Phase {
@@ -107,6 +110,12 @@ pub(super) async fn serve(dir: RunDir) -> Result<()> {
         "drydock keeper: done after {} slices",
         keeper.served.load(Ordering::Relaxed)
     );
+    // A failed environment keeps its directory a while: errors name the log in it.
+    if !matches!(*keeper.phase.borrow(), Phase::Failed(_)) {
+        dir.remove_if_idle();
+    }
+    // What killed keepers of earlier runs left.
+    crate::shared::run_dir::remove_stale(STALE_AFTER);
     Ok(())
 }
 
