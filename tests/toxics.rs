@@ -102,6 +102,46 @@ async fn latency_adds_at_least_the_delay_and_not_grossly_more() -> TestResult {
     Ok(())
 }
 
+/// One round trip of `message` on an open connection.
+async fn exchange(stream: &mut TcpStream, message: &[u8]) -> std::io::Result<Duration> {
+    let started = Instant::now();
+    stream.write_all(message).await?;
+    let mut answer = vec![0u8; message.len()];
+    stream.read_exact(&mut answer).await?;
+    assert_eq!(answer, message, "the echo came back changed");
+    Ok(started.elapsed())
+}
+
+/// A link with no toxic moves its bytes inside the kernel (splice on Linux); a toxic added
+/// while the connection is open must still act on it, and its removal let it go fast again,
+/// with every byte intact on the way (8 MiB each way, then small exchanges).
+#[tokio::test]
+async fn toxics_act_on_a_link_that_was_open_before_them_and_bytes_stay_intact() -> TestResult {
+    let proxy = FaultProxy::start("echo", echo_server().await?.to_string())?;
+    let mut stream = TcpStream::connect(proxy.listen_addr()).await?;
+    stream.set_nodelay(true)?;
+    let bulk: Vec<u8> = (0..8usize << 20).map(|i| (i * 7 % 253) as u8).collect();
+    let (mut reader, mut writer) = stream.split();
+    let mut echoed = vec![0u8; bulk.len()];
+    let (written, read) = tokio::join!(writer.write_all(&bulk), reader.read_exact(&mut echoed));
+    written?;
+    read?;
+    assert!(echoed == bulk, "8 MiB through the proxy came back changed");
+    exchange(&mut stream, b"before").await?;
+
+    let slow = proxy.add(Toxic::latency(Duration::from_millis(150)))?;
+    let delayed = exchange(&mut stream, b"during").await?;
+    assert!(
+        delayed >= Duration::from_millis(150),
+        "latency added while the link was open: {delayed:?}"
+    );
+    drop(slow);
+    exchange(&mut stream, b"flush").await?;
+    let fast = exchange(&mut stream, b"after").await?;
+    assert!(fast < Duration::from_millis(100), "removed: {fast:?}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn latency_both_ways_stacks() -> TestResult {
     let proxy = FaultProxy::start("echo", echo_server().await?.to_string())?;

@@ -12,8 +12,11 @@ use std::{
 
 use rand::Rng;
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
-    net::TcpStream,
+    io::{AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::{
+        tcp::{ReadHalf, WriteHalf},
+        TcpStream,
+    },
     sync::watch,
 };
 
@@ -167,13 +170,32 @@ async fn watch_link(link: &Link) -> End {
 async fn pump(
     link: &Link,
     stream: Stream,
-    mut source: impl AsyncRead + Unpin,
-    mut sink: impl AsyncWrite + Unpin,
+    mut source: ReadHalf<'_>,
+    mut sink: WriteHalf<'_>,
 ) -> End {
     let mut toxics = link.inner.toxics.subscribe();
     let kafka = link.inner.protocol == Protocol::Kafka;
     let mut buffer = vec![0u8; FIRST_READ];
+    // The zero-copy path's pipe, made when first needed; if the system refuses one, the link
+    // stays on the buffered path.
+    #[cfg(target_os = "linux")]
+    let (mut pipe, mut pipe_refused) = (None, false);
     loop {
+        // No toxic on the proxy, the common case: bytes move inside the kernel until one comes.
+        #[cfg(target_os = "linux")]
+        if !kafka && !pipe_refused && toxics.borrow().is_empty() {
+            if pipe.is_none() {
+                pipe = super::splice::Pipe::new().ok();
+                pipe_refused = pipe.is_none();
+            }
+            if let Some(pipe) = &pipe {
+                if let Some(end) =
+                    zero_copy(link, &mut toxics, stream, pipe, &source, &mut sink).await
+                {
+                    return end;
+                }
+            }
+        }
         let data = if kafka {
             match super::kafka::read_frame(&mut source).await {
                 Ok(Some(frame)) => frame,
@@ -220,6 +242,43 @@ async fn pump(
         match pass(link, &mut toxics, stream, data, &mut sink).await {
             Ok(()) => {}
             Err(end) => return end,
+        }
+    }
+}
+
+/// Splices bytes from `source` to `sink` while the proxy has no toxic: `Some(end)` when the
+/// link ends, `None` when a toxic arrived (the pipe is empty then; the caller goes on buffered).
+#[cfg(target_os = "linux")]
+async fn zero_copy(
+    link: &Link,
+    toxics: &mut watch::Receiver<Arc<Vec<Placed>>>,
+    stream: Stream,
+    pipe: &super::splice::Pipe,
+    source: &ReadHalf<'_>,
+    sink: &mut WriteHalf<'_>,
+) -> Option<End> {
+    loop {
+        if !toxics.borrow_and_update().is_empty() {
+            return None;
+        }
+        let filled = tokio::select! {
+            filled = pipe.fill(source.as_ref()) => filled,
+            changed = toxics.changed() => {
+                if changed.is_err() {
+                    return Some(End::Close);
+                }
+                continue;
+            }
+        };
+        match filled {
+            Ok(0) => return Some(close(link, toxics, stream, sink).await),
+            Ok(n) => {
+                if pipe.drain(sink.as_ref(), n).await.is_err() {
+                    return Some(End::Close);
+                }
+                wrote(link, stream, n);
+            }
+            Err(_) => return Some(End::Close),
         }
     }
 }

@@ -35,6 +35,8 @@ mod kafka;
 mod link;
 mod proxy;
 mod runtime;
+#[cfg(target_os = "linux")]
+mod splice;
 mod toxic;
 mod traffic;
 
