@@ -64,6 +64,12 @@ impl EnvBuilder {
         self
     }
 
+    /// Whether the spec has a service named `name` (a service's default name is its kind:
+    /// `postgres`, `redis`, `kafka`, `stub`).
+    pub fn has_service(&self, name: &str) -> bool {
+        self.services.iter().any(|s| s.name() == name)
+    }
+
     /// Adds a PostgreSQL server.
     #[cfg(feature = "postgres")]
     pub fn with_postgres(self, postgres: crate::Postgres) -> Self {

@@ -48,6 +48,7 @@ pub mod docker;
 mod env;
 mod error;
 pub mod fault;
+pub mod harness;
 pub mod identity;
 pub mod image;
 pub mod outage;
@@ -58,6 +59,7 @@ pub mod service;
 mod services;
 pub mod shared;
 
+pub use drydock_macros::test;
 pub use env::{Env, EnvBuilder};
 pub use error::{BoxError, Error, Result, TestResult};
 pub use image::ImageRef;

@@ -1,5 +1,11 @@
 //! Generated credentials.
 
+/// Whether reports may show secrets: `DRYDOCK_SHOW_SECRETS=1` (they are masked otherwise).
+#[allow(dead_code)] // read by the services that have secrets; none may be compiled
+pub(crate) fn shown() -> bool {
+    std::env::var("DRYDOCK_SHOW_SECRETS").is_ok_and(|v| v == "1" || v == "true")
+}
+
 /// A fresh random password: 32 hex characters (122 bits from the OS generator, via UUID v4).
 #[cfg(feature = "postgres")]
 pub(crate) fn generate() -> String {

@@ -146,6 +146,11 @@ impl Services {
             .collect()
     }
 
+    /// The entries, for a failing test's report.
+    pub(crate) fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
     /// The services' names, in the order they were added.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|e| e.name.as_str())

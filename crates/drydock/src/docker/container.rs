@@ -216,11 +216,28 @@ async fn ensure_image(engine: &Engine, service: &str, plan: &ContainerPlan) -> R
 
 /// The last `lines` lines the container wrote to stdout and stderr.
 pub(crate) async fn log_tail(engine: &Engine, container_id: &str, lines: usize) -> String {
-    let options = LogsOptionsBuilder::new()
+    log_tail_since(engine, container_id, lines, None).await
+}
+
+/// The last `lines` lines the container wrote at or after `since` (all of its log if `None`).
+pub(crate) async fn log_tail_since(
+    engine: &Engine,
+    container_id: &str,
+    lines: usize,
+    since: Option<std::time::SystemTime>,
+) -> String {
+    let mut options = LogsOptionsBuilder::new()
         .stdout(true)
         .stderr(true)
-        .tail(&lines.to_string())
-        .build();
+        .tail(&lines.to_string());
+    if let Some(since) = since {
+        // Docker counts in whole seconds: a second early rather than a line short.
+        let seconds = since
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs().saturating_sub(1));
+        options = options.since(i32::try_from(seconds).unwrap_or(i32::MAX));
+    }
+    let options = options.build();
     let mut stream = engine.docker().logs(container_id, Some(options));
     let mut text = String::new();
     let collect = async {
@@ -235,7 +252,7 @@ pub(crate) async fn log_tail(engine: &Engine, container_id: &str, lines: usize) 
         text.push_str("\n(log read timed out)");
     }
     if text.trim().is_empty() {
-        "(the container wrote nothing)".into()
+        "(the container wrote nothing in that time)".into()
     } else {
         text
     }

@@ -61,6 +61,10 @@ pub(crate) trait Started: Send + Sync {
     fn recover<'a>(&'a self, proxies: &'a [FaultProxy], fresh: bool) -> BoxFuture<'a, Result<()>>;
 }
 
+/// Asks a service for its part of a failing test's report.
+pub(crate) type Explain =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Vec<String>> + Send + Sync>;
+
 /// One service as a test sees it: its handle, variables and diagnostics.
 #[derive(Clone)]
 pub(crate) struct Entry {
@@ -69,6 +73,8 @@ pub(crate) struct Entry {
     pub handle: Arc<dyn Any + Send + Sync>,
     pub vars: Vec<(String, String)>,
     pub diagnose: Vec<String>,
+    /// The service's own lines for a failing test's report ([`Service::explain`]).
+    pub explain: Explain,
     pub debug: String,
     /// The fault proxies in front of the service's addresses (they live as long as the entry).
     pub proxies: Vec<FaultProxy>,
@@ -92,6 +98,13 @@ impl Entry {
             name: name.to_string(),
             vars: S::vars(&handle),
             diagnose: S::diagnose(&handle),
+            explain: {
+                let handle = handle.clone();
+                Arc::new(move || {
+                    let handle = handle.clone();
+                    Box::pin(async move { S::explain(&handle).await })
+                })
+            },
             debug: format!("{handle:?}"),
             handle: Arc::new(handle),
             proxies: router.into_proxies(),

@@ -205,6 +205,11 @@ pub trait Service:
     fn diagnose(_handle: &Self::Handle) -> Vec<String> {
         Vec::new()
     }
+    /// Lines a failing test's report adds that need a round trip to the service (a stub's
+    /// unmatched requests and near misses): none by default. The report bounds the wait.
+    fn explain(_handle: &Self::Handle) -> impl Future<Output = Vec<String>> + Send {
+        async { Vec::new() }
+    }
 }
 
 /// Options every service takes, in the style of testcontainers' `ImageExt`.

@@ -193,6 +193,24 @@ impl Service for HttpStub {
             ),
         ]
     }
+
+    /// What the stub received, and each broken expectation and unmatched request with its
+    /// nearest stubs (the report [`StubServer::verify`] gives).
+    async fn explain(stub: &StubEndpoint) -> Vec<String> {
+        let server = match stub.admin().await {
+            Ok(server) => server,
+            Err(e) => return vec![format!("journal: unreadable ({e})")],
+        };
+        let mut lines = vec![match server.requests().await {
+            Ok(requests) => format!("journal: {} request(s) received", requests.len()),
+            Err(e) => format!("journal: unreadable ({e})"),
+        }];
+        match server.verify().await {
+            Ok(()) => lines.push("every expectation met, no unmatched request".to_owned()),
+            Err(report) => lines.extend(report.to_string().lines().map(|l| format!("| {l}"))),
+        }
+        lines
+    }
 }
 
 /// A slice's namespace, removed with its stubs and journal (in the background) when the lease ends.

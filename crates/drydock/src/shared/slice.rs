@@ -1,6 +1,12 @@
 //! What one test gets from a shared environment.
 
-use std::{fmt, ops::Deref, os::unix::net::UnixStream};
+use std::{
+    fmt,
+    ops::Deref,
+    os::unix::net::UnixStream,
+    sync::atomic::{AtomicBool, Ordering},
+    time::SystemTime,
+};
 
 use crate::services::Services;
 
@@ -31,6 +37,10 @@ pub struct Slice {
     instance: String,
     network: String,
     services: Services,
+    /// When the slice was cut: a failing test's report shows the containers' logs since.
+    cut: SystemTime,
+    /// Whether its report was printed already (by `#[drydock::test]`).
+    explained: AtomicBool,
 }
 
 impl Slice {
@@ -45,7 +55,19 @@ impl Slice {
             instance,
             network,
             services,
+            cut: SystemTime::now(),
+            explained: AtomicBool::new(false),
         }
+    }
+
+    /// When this slice was cut.
+    pub fn cut_at(&self) -> SystemTime {
+        self.cut
+    }
+
+    /// Its report was printed: dropping it in a panic prints nothing more.
+    pub(crate) fn mark_explained(&self) {
+        self.explained.store(true, Ordering::Relaxed);
     }
 
     /// The services, one handle each, scoped to this slice.
@@ -68,6 +90,18 @@ impl Slice {
     /// The Docker network of the shared environment; containers on it reach services by name.
     pub fn network(&self) -> &str {
         &self.network
+    }
+}
+
+/// A slice dropped while its test panics prints the failing test's report
+/// ([`harness::explain`](crate::harness::explain)) before it is given back, so that every
+/// failing test that holds one — `#[tokio::test]`, rstest, a harness of your own — explains
+/// itself.
+impl Drop for Slice {
+    fn drop(&mut self) {
+        if std::thread::panicking() && !self.explained.load(Ordering::Relaxed) {
+            crate::harness::explain_on_panic(&self.services, self.cut);
+        }
     }
 }
 

@@ -253,7 +253,12 @@ impl Service for Postgres {
         vec![
             format!("database: {}", db.database()),
             format!(
-                "connect: PGPASSWORD=<password> psql -h {} -p {} -U {} {}",
+                "connect: PGPASSWORD={} psql -h {} -p {} -U {} {}",
+                if crate::secret::shown() {
+                    db.password()
+                } else {
+                    "<masked: DRYDOCK_SHOW_SECRETS=1 shows it>"
+                },
                 db.host(),
                 db.port(),
                 db.user(),
