@@ -9,8 +9,40 @@ use syn::{
     ItemFn, Meta, Pat, ReturnType, Token, Type,
 };
 
-/// Marks an async function as a test that gets a slice of a drydock environment, or typed
-/// pieces of it, as arguments. See `drydock::test`.
+/// An async test with its dependencies as arguments: it attaches to a drydock environment,
+/// gives the test its own slice of it (or typed pieces of the slice), and when the test fails
+/// prints what the dependencies saw (see `drydock::harness::explain`).
+///
+/// ```no_run
+/// use drydock::{redis::aio::ConnectionManager, sqlx::PgPool, Env, EnvBuilder, Postgres, Slice};
+///
+/// // The arguments' types bring their services: PostgreSQL and Redis, defaults.
+/// #[drydock::test]
+/// async fn stores_and_caches(pool: PgPool, redis: ConnectionManager) -> drydock::TestResult {
+///     sqlx::query("CREATE TABLE orders (id int)").execute(&pool).await?;
+///     Ok(())
+/// }
+///
+/// // Or an environment of your own, and the slice itself.
+/// fn shop() -> EnvBuilder {
+///     Env::builder().with_postgres(Postgres::default().migrations("migrations"))
+/// }
+///
+/// #[drydock::test(env = shop)]
+/// #[ignore = "slow"] // other attributes work as with #[tokio::test]
+/// async fn sees_the_whole_slice(slice: &Slice) {
+///     assert!(slice.vars().contains_key("DATABASE_URL"));
+/// }
+/// ```
+///
+/// - Arguments: `&drydock::Slice`, or any type implementing `drydock::harness::Inject`
+///   (`PgPool`, `PostgresDb`, a Redis `ConnectionManager`, `RedisDb`, `KafkaSlice`,
+///   `StubEndpoint`, the variables as a `HashMap<String, String>`, your own types).
+/// - `env = path`: a `fn() -> drydock::EnvBuilder`. Without it, each argument's type adds the
+///   default service it needs.
+/// - The test runs on a current-thread tokio runtime of its own, as `#[tokio::test]`'s do;
+///   names, filters, `#[ignore]`, `#[should_panic]` and `-> Result<(), E>` behave as with it,
+///   under `cargo test` and `cargo nextest run`.
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     let options = match Punctuated::<Meta, Token![,]>::parse_terminated.parse(args) {
@@ -88,6 +120,7 @@ fn expand(
 
     let slice = quote!(__drydock_slice);
     let mut requirements = Vec::new();
+    let mut checks = Vec::new();
     let mut bindings = Vec::new();
     for input in &sig.inputs {
         let FnArg::Typed(argument) = input else {
@@ -110,6 +143,11 @@ fn expand(
                 let #pattern: #ty = #slice;
             }),
             _ => {
+                // Checked outside the test too: `#[test]` functions are compiled only for
+                // tests, and an argument that cannot be injected is a mistake in any build.
+                checks.push(quote_spanned! {ty.span()=>
+                    ::drydock::harness::assert_injectable::<#ty>();
+                });
                 requirements.push(quote_spanned! {ty.span()=>
                     let builder = <#ty as ::drydock::harness::Inject>::require(builder);
                 });
@@ -130,7 +168,16 @@ fn expand(
         ReturnType::Default => quote!(()),
         ReturnType::Type(_, ty) => quote!(#ty),
     };
+    let checks = (!checks.is_empty()).then(|| {
+        quote! {
+            const _: fn() = || {
+                #(#checks)*
+            };
+        }
+    });
     Ok(quote! {
+        #checks
+
         #[::core::prelude::v1::test]
         #(#attrs)*
         #vis fn #name() #output {

@@ -21,6 +21,13 @@ use crate::{EnvBuilder, Slice};
 ///     }
 /// }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an argument of a #[drydock::test]",
+    label = "not something drydock can make from a slice",
+    note = "arguments are `&drydock::Slice` or types implementing `drydock::harness::Inject`: \
+            `PgPool`, `PostgresDb`, a Redis `ConnectionManager`, `RedisDb`, `KafkaSlice`, \
+            `StubEndpoint`, `HashMap<String, String>` (the variables), or a type of yours"
+)]
 pub trait Inject: Sized {
     /// Adds what this value needs to `builder` (nothing by default). Called only when the test
     /// names no environment (`#[drydock::test]` without `env = …`).
@@ -31,6 +38,11 @@ pub trait Inject: Sized {
     /// Makes the value from the test's slice.
     fn from_slice(slice: &Slice) -> impl std::future::Future<Output = crate::Result<Self>>;
 }
+
+/// Fails to compile unless `T` can be injected (what `#[drydock::test]` checks its arguments
+/// with).
+#[doc(hidden)]
+pub const fn assert_injectable<T: Inject>() {}
 
 /// Makes `T` from `slice`, or fails the test with what went wrong.
 pub async fn inject<T: Inject>(slice: &Slice) -> T {

@@ -15,5 +15,5 @@ mod run;
 
 pub use failure::explain;
 pub(crate) use failure::explain_on_panic;
-pub use inject::{inject, Inject};
+pub use inject::{assert_injectable, inject, Inject};
 pub use run::{run_test, Outcome};

@@ -1,0 +1,5 @@
+#[drydock::test]
+#[test]
+async fn double_test() {}
+
+fn main() {}

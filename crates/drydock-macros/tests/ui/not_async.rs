@@ -1,0 +1,4 @@
+#[drydock::test]
+fn not_async() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[drydock::test(services = "postgres")]
+async fn unknown_option() {}
+
+fn main() {}
