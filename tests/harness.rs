@@ -52,7 +52,7 @@ async fn slices_are_isolated(pool: PgPool) {
         sqlx::query_as("SELECT tablename::text FROM pg_tables WHERE tablename = 'mine'")
             .fetch_all(&pool)
             .await
-            .unwrap();
+            .expect("pg_tables answers");
     assert!(
         tables.is_empty(),
         "another test's table leaked in: {tables:?}"
@@ -78,16 +78,22 @@ async fn deliberately_failing(slice: &Slice, pool: PgPool) -> TestResult {
 #[tokio::test]
 #[ignore = "run by the tests below, which read its report"]
 async fn deliberately_panicking_plain_tokio_test() {
-    let slice = postgres_and_redis().attach().await.unwrap();
-    let pool = slice.postgres().unwrap().pool().await.unwrap();
-    sqlx::query("SELECT 1").execute(&pool).await.unwrap();
+    let slice = postgres_and_redis().attach().await.expect("attached");
+    let pool = slice.postgres().expect("postgres").pool().await.expect("a pool");
+    sqlx::query("SELECT 1").execute(&pool).await.expect("SELECT 1");
     panic!("the deliberate panic");
 }
 
 /// Runs one ignored test of this binary by its exact name; its whole output.
 fn run_ignored(name: &str) -> (bool, String) {
+    run_exact(name, &["--ignored"])
+}
+
+/// Runs one test of this binary by its exact name, with `args`; its whole output.
+fn run_exact(name: &str, args: &[&str]) -> (bool, String) {
     let output = Command::new(std::env::current_exe().expect("the test binary's path"))
-        .args(["--ignored", "--exact", name, "--test-threads", "1"])
+        .args(["--exact", name, "--test-threads", "1"])
+        .args(args)
         .env_remove("DRYDOCK_SHOW_SECRETS")
         .output()
         .expect("the test binary runs");
@@ -134,7 +140,7 @@ fn a_plain_tokio_test_that_panics_with_a_slice_prints_its_report() {
 
 #[test]
 fn a_passing_test_prints_no_report() {
-    let (passed, text) = run_ignored("slices_are_isolated");
+    let (passed, text) = run_exact("slices_are_isolated", &[]);
     assert!(passed, "{text}");
     assert!(text.contains("test slices_are_isolated ... ok"), "{text}");
     assert!(
