@@ -79,8 +79,16 @@ async fn deliberately_failing(slice: &Slice, pool: PgPool) -> TestResult {
 #[ignore = "run by the tests below, which read its report"]
 async fn deliberately_panicking_plain_tokio_test() {
     let slice = postgres_and_redis().attach().await.expect("attached");
-    let pool = slice.postgres().expect("postgres").pool().await.expect("a pool");
-    sqlx::query("SELECT 1").execute(&pool).await.expect("SELECT 1");
+    let pool = slice
+        .postgres()
+        .expect("postgres")
+        .pool()
+        .await
+        .expect("a pool");
+    sqlx::query("SELECT 1")
+        .execute(&pool)
+        .await
+        .expect("SELECT 1");
     panic!("the deliberate panic");
 }
 

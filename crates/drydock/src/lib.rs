@@ -53,6 +53,7 @@ pub mod identity;
 pub mod image;
 pub mod outage;
 pub mod paths;
+mod progress;
 mod readiness;
 mod secret;
 pub mod service;

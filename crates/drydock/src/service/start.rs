@@ -38,6 +38,7 @@ pub(crate) async fn start<S: Service>(
     )?;
     let span = tracing::info_span!("start", service = %name, %image);
     async {
+        let began = std::time::Instant::now();
         let container_name = format!("{}-{}", placement.network, name);
         let mut attempt = 0;
         let (plan, started) = loop {
@@ -60,6 +61,7 @@ pub(crate) async fn start<S: Service>(
         };
         let server = service.server(&plan, &started)?;
         await_ready(service, &server, &started).await?;
+        crate::progress::service_ready(&name, &image.to_string(), began.elapsed());
         Ok((server, plan, started))
     }
     .instrument(span)
