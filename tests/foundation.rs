@@ -397,3 +397,70 @@ async fn child_no_engine() {
         started.elapsed()
     );
 }
+
+/// Started by the test below as a process of its own, which it then kills.
+#[tokio::test]
+#[ignore = "run by a_killed_owner_leaves_nothing_within_ten_seconds"]
+async fn child_holds_an_environment_until_killed() {
+    let env = Env::builder()
+        .with_redis(Redis::default())
+        .start()
+        .await
+        .expect("the environment starts");
+    println!("STARTED {}", instance_label(&env));
+    tokio::time::sleep(Duration::from_secs(120)).await;
+}
+
+/// SIGKILL of a process holding an owned `Env` — once it is up, and while it starts — leaves
+/// nothing: its reaper removes the containers and network within 10 s, with no later run and
+/// no `drydock prune`.
+#[tokio::test]
+async fn a_killed_owner_leaves_nothing_within_ten_seconds() -> TestResult {
+    for kill_after in [
+        None,
+        Some(Duration::from_millis(150)),
+        Some(Duration::from_millis(600)),
+    ] {
+        let run = format!("reaper-{}", uuid::Uuid::new_v4().simple());
+        let label = format!("drydock.run={run}");
+        let exe = std::env::current_exe()?;
+        let mut child = std::process::Command::new(exe)
+            .args([
+                "child_holds_an_environment_until_killed",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("DRYDOCK_RUN_ID", &run)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        match kill_after {
+            // Up and running: wait for its line, and for its container.
+            None => {
+                let stdout = child.stdout.take().ok_or("no stdout")?;
+                let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+                let started = lines.find(|l| l.as_ref().is_ok_and(|l| l.starts_with("STARTED")));
+                assert!(started.is_some(), "the child never started its environment");
+                assert!(!labelled(&label).await?.is_empty(), "nothing to reap");
+            }
+            // During the start: whatever exists by then.
+            Some(delay) => std::thread::sleep(delay),
+        }
+        child.kill()?; // SIGKILL
+        child.wait()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = labelled(&label).await?;
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "killed {kill_after:?} after start, 10 s later still there: {left:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
+}

@@ -255,6 +255,7 @@ impl EnvBuilder {
     ) -> Result<Env> {
         // Armed from before the first resource exists: a failed or cancelled start removes what it made.
         let guard = InstanceGuard {
+            watch: Some(crate::reaper::Watch::new(&labels.instance_filter())),
             labels: labels.clone(),
             armed: true,
         };
@@ -458,7 +459,11 @@ impl Env {
         match tokio::task::spawn_blocking(move || remove_labelled_blocking(label, TEARDOWN_BOUND))
             .await
         {
-            Ok(outcome) => outcome.map(|_| ()),
+            Ok(outcome) => {
+                outcome?;
+                self.guard.removed();
+                Ok(())
+            }
             // The removal thread panicked: say so, and where to clean up.
             Err(e) => Err(Error::Spec {
                 service: "environment".into(),
@@ -492,6 +497,17 @@ impl std::fmt::Debug for Env {
 struct InstanceGuard {
     labels: InstanceLabels,
     armed: bool,
+    /// The reaper's watch: it removes the instance if this process dies first.
+    watch: Option<crate::reaper::Watch>,
+}
+
+impl InstanceGuard {
+    /// The instance is gone: the reaper can forget it.
+    fn removed(&mut self) {
+        if let Some(watch) = self.watch.take() {
+            watch.removed();
+        }
+    }
 }
 
 impl Drop for InstanceGuard {
@@ -502,7 +518,10 @@ impl Drop for InstanceGuard {
         let span = tracing::info_span!("teardown", instance = %self.labels.instance);
         let _entered = span.enter();
         match remove_labelled_blocking(self.labels.instance_filter(), TEARDOWN_BOUND) {
-            Ok(removed) => tracing::debug!(?removed, "removed"),
+            Ok(removed) => {
+                tracing::debug!(?removed, "removed");
+                self.removed();
+            }
             // Drop cannot return the error; say it where the developer will look.
             Err(e) => eprintln!(
                 "drydock: could not remove environment {} ({e}); `drydock prune` removes it",

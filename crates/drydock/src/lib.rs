@@ -55,6 +55,7 @@ pub mod outage;
 pub mod paths;
 mod progress;
 mod readiness;
+mod reaper;
 mod secret;
 pub mod service;
 mod services;
