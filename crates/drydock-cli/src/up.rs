@@ -31,26 +31,34 @@ fn spec(services: &[String]) -> Result<EnvBuilder> {
     }
     let mut builder = Env::builder();
     for name in services {
-        builder = match name.as_str() {
-            #[cfg(feature = "postgres")]
-            "postgres" => builder.with_postgres(drydock::Postgres::default()),
-            #[cfg(feature = "redis")]
-            "redis" => builder.with_redis(drydock::Redis::default()),
-            #[cfg(feature = "kafka")]
-            "kafka" => builder.with_kafka(drydock::Kafka::default()),
-            #[cfg(feature = "stub")]
-            "stub" => builder.with_stub(drydock::HttpStub::default()),
-            other => match KNOWN.iter().find(|(known, _)| *known == other) {
+        builder = add(builder, name)?;
+    }
+    Ok(builder)
+}
+
+/// `builder` with service `name`, with its defaults.
+fn add(builder: EnvBuilder, name: &str) -> Result<EnvBuilder> {
+    match name {
+        #[cfg(feature = "postgres")]
+        "postgres" => Ok(builder.with_postgres(drydock::Postgres::default())),
+        #[cfg(feature = "redis")]
+        "redis" => Ok(builder.with_redis(drydock::Redis::default())),
+        #[cfg(feature = "kafka")]
+        "kafka" => Ok(builder.with_kafka(drydock::Kafka::default())),
+        #[cfg(feature = "stub")]
+        "stub" => Ok(builder.with_stub(drydock::HttpStub::default())),
+        other => {
+            drop(builder);
+            match KNOWN.iter().find(|(known, _)| *known == other) {
                 Some(_) => bail!(
                     "this drydock was built without the `{other}` feature\n  \
                      to fix: cargo install drydock-cli --features {other} (or build it with \
                      `cargo build -p drydock-cli --features {other}`)"
                 ),
                 None => bail!("no service `{other}`\n  known: {}", known()),
-            },
-        };
+            }
+        }
     }
-    Ok(builder)
 }
 
 fn known() -> String {

@@ -99,12 +99,13 @@ async fn a_nextest_setup_script_starts_the_dependencies_once_for_every_test() ->
     let runtime = work.path().join("runtime");
     std::fs::create_dir(&runtime)?;
     // The setup script is `drydock`, found on PATH as a user's installed one would be.
-    let bin_dir = PathBuf::from(DRYDOCK).parent().ok_or("bin dir")?.to_path_buf();
-    let path = std::env::join_paths(
-        std::iter::once(bin_dir).chain(std::env::split_paths(
-            &std::env::var_os("PATH").unwrap_or_default(),
-        )),
-    )?;
+    let bin_dir = PathBuf::from(DRYDOCK)
+        .parent()
+        .ok_or("bin dir")?
+        .to_path_buf();
+    let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))?;
     let mut command = clean("cargo");
     command
         .args(["nextest", "run", "--no-fail-fast", "--status-level", "all"])
@@ -117,7 +118,10 @@ async fn a_nextest_setup_script_starts_the_dependencies_once_for_every_test() ->
         tokio::task::spawn_blocking(move || run_bounded(command, Duration::from_secs(240)))
             .await??;
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "cargo nextest run failed:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "cargo nextest run failed:\n{stderr}"
+    );
 
     // Before the first test: nextest ran the script to its end before it started any test.
     let setup_done = stderr
@@ -126,7 +130,10 @@ async fn a_nextest_setup_script_starts_the_dependencies_once_for_every_test() ->
     let first_test = stderr
         .find("nextest-probe::")
         .ok_or_else(|| format!("no test ran:\n{stderr}"))?;
-    assert!(setup_done < first_test, "a test before the setup:\n{stderr}");
+    assert!(
+        setup_done < first_test,
+        "a test before the setup:\n{stderr}"
+    );
 
     // Every test saw the variables and one Redis server, started once.
     let mut records = Vec::new();
@@ -157,8 +164,21 @@ async fn a_nextest_setup_script_starts_the_dependencies_once_for_every_test() ->
     Ok(())
 }
 
+/// Run by the test below: a test of the run attaching with the spec `drydock up redis` names.
+#[tokio::test]
+#[ignore = "run by up_keeps_the_environment_until_down_removes_it"]
+async fn child_attach_redis() -> TestResult {
+    let slice = drydock::Env::builder()
+        .with_redis(drydock::Redis::default())
+        .attach()
+        .await?;
+    println!("ATTACHED {}", slice.instance_id());
+    Ok(())
+}
+
 /// From a shell: `drydock up` prints the variables (and writes them to `--env-file`), the
-/// environment answers at them, and `drydock down` returns once it is gone.
+/// environment answers at them, a test attaching with the same spec gets a slice of it, and
+/// `drydock down` returns once it is gone.
 #[tokio::test]
 async fn up_keeps_the_environment_until_down_removes_it() -> TestResult {
     let work = tempfile::tempdir()?;
@@ -176,8 +196,8 @@ async fn up_keeps_the_environment_until_down_removes_it() -> TestResult {
     };
     let mut up = drydock(&["up", "redis", "--env-file"]);
     up.arg(&env_file);
-    let up = tokio::task::spawn_blocking(move || run_bounded(up, Duration::from_secs(120)))
-        .await??;
+    let up =
+        tokio::task::spawn_blocking(move || run_bounded(up, Duration::from_secs(120))).await??;
     let printed = String::from_utf8_lossy(&up.stdout).into_owned();
     assert!(
         up.status.success(),
@@ -185,7 +205,11 @@ async fn up_keeps_the_environment_until_down_removes_it() -> TestResult {
         String::from_utf8_lossy(&up.stderr)
     );
     let vars = parse(&std::fs::read_to_string(&env_file)?);
-    assert_eq!(vars, parse(&printed), "the same variables in the file and on stdout");
+    assert_eq!(
+        vars,
+        parse(&printed),
+        "the same variables in the file and on stdout"
+    );
     assert_eq!(vars.get("DRYDOCK_RUN_ID"), Some(&run));
     assert_eq!(vars.get("DRYDOCK_RUN_OWNER"), Some(&me));
     let instance = format!("drydock.instance={}", vars["DRYDOCK_INSTANCE"]);
@@ -199,6 +223,28 @@ async fn up_keeps_the_environment_until_down_removes_it() -> TestResult {
         .query_async::<()>(&mut conn)
         .await?;
     assert_eq!(labelled(&instance).await?.containers.len(), 1);
+
+    // A test of the run that attaches with the same spec gets a slice of this environment.
+    let child = tokio::task::spawn_blocking({
+        let (run, me) = (run.clone(), me.clone());
+        move || {
+            drydock_tests::run_child(
+                "child_attach_redis",
+                &[
+                    ("DRYDOCK_RUN_ID", Some(&run)),
+                    ("DRYDOCK_RUN_OWNER", Some(&me)),
+                ],
+                Duration::from_secs(60),
+            )
+        }
+    })
+    .await?;
+    drydock_tests::assert_child_passed("child_attach_redis", &child);
+    let attached = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        attached.contains(&format!("ATTACHED {}", vars["DRYDOCK_INSTANCE"])),
+        "the attaching test got another environment:\n{attached}"
+    );
 
     let down = tokio::task::spawn_blocking({
         let command = drydock(&["down"]);
