@@ -261,27 +261,30 @@ fn max_idle() -> Result<Duration> {
     let Ok(text) = std::env::var("DRYDOCK_MAX_IDLE") else {
         return Ok(DEFAULT_MAX_IDLE);
     };
+    parse_duration(&text).ok_or_else(|| Error::Spec {
+        service: "environment".into(),
+        problem: format!("DRYDOCK_MAX_IDLE={text:?} is not a duration"),
+        fix: "give seconds, minutes or hours, more than zero: `90`, `90s`, `30m`, `2h`; or unset \
+              it (an hour)"
+            .into(),
+    })
+}
+
+/// `90`, `90s`, `30m`, `2h`: more than zero.
+fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(at) => text.split_at(at),
         None => (text, "s"),
     };
-    let seconds = match unit {
-        "s" => Some(1),
-        "m" => Some(60),
-        "h" => Some(3600),
-        _ => None,
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return None,
     };
-    match (number.parse::<u64>(), seconds) {
-        (Ok(n), Some(unit)) if n > 0 => Ok(Duration::from_secs(n * unit)),
-        _ => Err(Error::Spec {
-            service: "environment".into(),
-            problem: format!("DRYDOCK_MAX_IDLE={text:?} is not a duration"),
-            fix: "give seconds, minutes or hours, more than zero: `90`, `90s`, `30m`, `2h`; or \
-                  unset it (an hour)"
-                .into(),
-        }),
-    }
+    let n: u64 = number.parse().ok().filter(|n| *n > 0)?;
+    Some(Duration::from_secs(n.checked_mul(unit)?))
 }
 
 /// A connection to the environment's keeper, starting the keeper when there is none.
@@ -389,7 +392,11 @@ fn request_slice(
             ) =>
         {
             return Err(Error::Timeout {
-                what: format!("a slice from the keeper in {}", dir.path().display()),
+                what: format!(
+                    "a slice from the keeper in {} (its log: {})",
+                    dir.path().display(),
+                    dir.log_file().display()
+                ),
                 bound,
             })
         }
@@ -520,4 +527,31 @@ pub fn down(run: &str, identity: Option<&str>) -> Result<Vec<Status>> {
         ended.push(status);
     }
     Ok(ended)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_idle_takes_seconds_minutes_hours() {
+        let parsed: Vec<_> = ["90", "90s", " 30m ", "2h", "0", "1d", "", "m", "-5s"]
+            .iter()
+            .map(|t| parse_duration(t).map(|d| d.as_secs()))
+            .collect();
+        assert_eq!(
+            parsed,
+            [
+                Some(90),
+                Some(90),
+                Some(1800),
+                Some(7200),
+                None,
+                None,
+                None,
+                None,
+                None
+            ]
+        );
+    }
 }
