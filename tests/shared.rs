@@ -293,6 +293,14 @@ async fn a_keeper_never_removes_an_owned_environment_of_the_same_spec() -> TestR
     let slice = spec.clone().attach().await?;
     let shared_label = format!("drydock.instance={}", slice.instance_id());
     drop(slice);
+    // The keeper follows the run (this test's runner), so it is ended here as `drydock down`
+    // ends it: its exit sweep is what must spare the owned environment.
+    let identity = spec.identity()?;
+    let ended = tokio::task::spawn_blocking(move || {
+        drydock::shared::down(&drydock::identity::run_id(), Some(&identity))
+    })
+    .await??;
+    assert_eq!(ended.len(), 1, "one keeper ended: {ended:?}");
     assert_removed_within(&shared_label, Duration::from_secs(20)).await?;
 
     let left = labelled(&format!("drydock.instance={}", owned.instance_id())).await?;
@@ -460,23 +468,134 @@ async fn a_keeper_that_ends_cleanly_removes_its_run_directory() -> TestResult {
     .await?;
     assert_child_passed("child_attach_once", &output);
     let base = runtime.path().join("drydock");
-    assert_eq!(
-        std::fs::read_dir(&base)?.count(),
-        1,
-        "the run directory while its keeper lives"
-    );
+    // Beside the run directories: `logs`, the keepers' logs, which outlive them.
+    let run_dirs = || -> std::io::Result<usize> {
+        Ok(std::fs::read_dir(&base)?
+            .flatten()
+            .filter(|e| e.file_name() != "logs")
+            .count())
+    };
+    assert_eq!(run_dirs()?, 1, "the run directory while its keeper lives");
     assert_removed_within(
         &format!("drydock.run={run}"),
         GRACE + Duration::from_secs(20),
     )
     .await?;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_dir(&base)?.count() > 0 {
+    while run_dirs()? > 0 {
         assert!(
             Instant::now() < deadline,
             "the run directory stayed after its keeper ended"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let logs = std::fs::read_dir(base.join("logs"))?.count();
+    assert_eq!(logs, 1, "the keeper's log stays after its run directory");
+    Ok(())
+}
+
+/// Run twice by the test below, as `cargo test` runs two test binaries one after another.
+#[tokio::test]
+#[ignore = "run by one_environment_serves_a_cargo_test_run_across_gaps_longer_than_the_grace_period"]
+async fn child_attach_as_a_test_binary() -> TestResult {
+    let slice = Env::builder()
+        .with_redis(Redis::default().databases(18))
+        .grace_period(GRACE)
+        .attach()
+        .await?;
+    let mut containers = labelled(&format!("drydock.instance={}", slice.instance_id()))
+        .await?
+        .containers;
+    containers.sort();
+    println!(
+        "ATTACHED instance={} run={} owner={:?} containers={containers:?}",
+        slice.instance_id(),
+        drydock::identity::run_id(),
+        drydock::identity::run_owner().map(|o| o.pid),
+    );
+    Ok(())
+}
+
+/// `cargo test` runs test binaries one after another, as its children, with gaps between them
+/// (a slow binary, a link): a process named `cargo` here runs this binary twice, with a gap
+/// twice the grace period between the two, and both get the one environment, which ends once
+/// that process is gone. The keeper's log is kept after it ends.
+#[tokio::test]
+async fn one_environment_serves_a_cargo_test_run_across_gaps_longer_than_the_grace_period(
+) -> TestResult {
+    let runtime = tempfile::tempdir()?;
+    let bin = tempfile::tempdir()?;
+    // Named `cargo` (its /proc comm), as the runner of `cargo test` is: a shell, symlinked.
+    let cargo = bin.path().join("cargo");
+    std::os::unix::fs::symlink("/bin/sh", &cargo)?;
+    let exe = std::env::current_exe()?;
+    let gap = GRACE * 2;
+    let script = format!(
+        "\"$0\" child_attach_as_a_test_binary --exact --ignored --nocapture --test-threads=1 \
+         && sleep {} \
+         && \"$0\" child_attach_as_a_test_binary --exact --ignored --nocapture --test-threads=1; \
+         echo \"cargo done: $?\"",
+        gap.as_secs()
+    );
+    let mut command = std::process::Command::new(&cargo);
+    command
+        .arg("-c")
+        .arg(script)
+        .arg(&exe)
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .env_remove("DRYDOCK_RUN_ID")
+        .env_remove("DRYDOCK_RUN_OWNER")
+        .env_remove("NEXTEST_RUN_ID")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let (pid, output) = tokio::task::spawn_blocking(move || {
+        let child = command.spawn()?;
+        let pid = child.id();
+        // Bounded by the test's own timeout (nextest's slow-timeout), and by the children's.
+        child.wait_with_output().map(|o| (pid, o))
+    })
+    .await??;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stdout.contains("cargo done: 0"),
+        "both test binaries passed:\n{stdout}\n{stderr}"
+    );
+    let reports: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split_once("ATTACHED ").map(|(_, r)| r))
+        .collect();
+    assert_eq!(reports.len(), 2, "two attaches:\n{stdout}");
+    assert_eq!(
+        reports[0], reports[1],
+        "one environment (instance, run, owner, containers) for both binaries"
+    );
+    let run = format!("run=ppid-{pid}-");
+    assert!(
+        reports[0].contains(&run) && reports[0].contains(&format!("owner=Some({pid})")),
+        "the run and its owner are the `cargo` process {pid}: {}",
+        reports[0]
+    );
+    let instance = reports[0]
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("instance="))
+        .ok_or("no instance")?;
+    // `cargo` is gone: the environment goes within the grace period (and its teardown).
+    assert_removed_within(
+        &format!("drydock.instance={instance}"),
+        GRACE + Duration::from_secs(20),
+    )
+    .await?;
+    let logs: Vec<_> = std::fs::read_dir(runtime.path().join("drydock").join("logs"))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(logs.len(), 1, "one keeper's log for the run: {logs:?}");
+    let log = std::fs::read_to_string(&logs[0])?;
+    assert_eq!(log.matches("ready (").count(), 1, "started once:\n{log}");
+    assert!(
+        log.contains(&format!("the run's process {pid} ended")),
+        "ended after the run:\n{log}"
+    );
     Ok(())
 }

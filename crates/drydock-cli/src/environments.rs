@@ -105,7 +105,10 @@ pub async fn list() -> Result<()> {
         };
         let leases = keepers
             .get(&(found.run.clone(), found.env.clone()))
-            .map(|k| format!("{} ({})", k.leases, k.state))
+            .map(|k| match k.held {
+                0 => format!("{} ({})", k.leases, k.state),
+                held => format!("{} + {held} held ({})", k.leases, k.state),
+            })
             .unwrap_or_else(|| "- (owned by a test)".into());
         println!(
             "{:<28} {:<17} {:<13} {:>5}  {:<16} {:<14} {leases}",
@@ -155,6 +158,8 @@ pub async fn prune(dry_run: bool) -> Result<()> {
         // Run directories whose keeper is gone and where nothing happened for a minute.
         let dirs = drydock::shared::remove_stale_run_dirs(std::time::Duration::from_secs(60));
         println!("{dirs} stale run directories removed");
+        let logs = drydock::shared::remove_old_logs(std::time::Duration::from_secs(24 * 3600));
+        println!("{logs} keepers' logs older than a day removed");
     }
     Ok(())
 }

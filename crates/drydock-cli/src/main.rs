@@ -3,6 +3,8 @@
 //! ```text
 //! cargo run -p drydock-cli -- ls                # running environments, their leases
 //! cargo run -p drydock-cli -- prune             # remove what dead runs left behind
+//! cargo run -p drydock-cli -- up postgres redis  # start for the run (a nextest setup script)
+//! cargo run -p drydock-cli -- down               # and remove it
 //! cargo run -p drydock-cli -- images build      # idempotent: seconds when up to date
 //! cargo run -p drydock-cli -- proxy             # Toxiproxy's API on 127.0.0.1:8474
 //! ```
@@ -10,6 +12,7 @@
 mod environments;
 mod images;
 mod proxy;
+mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +36,27 @@ enum Command {
         /// Only say what would be removed.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Starts the services named (or finds them, if this run has them) and keeps them for the
+    /// run; writes their variables (DATABASE_URL, REDIS_URL, …, DRYDOCK_RUN_ID) to $NEXTEST_ENV
+    /// and stdout. As a nextest setup script, tests find their dependencies started.
+    Up {
+        /// `postgres`, `redis`, `kafka`, `stub`: each with its defaults.
+        #[arg(value_name = "SERVICE")]
+        services: Vec<String>,
+        /// Write the variables here too (appended), besides $NEXTEST_ENV.
+        #[arg(long, value_name = "PATH")]
+        env_file: Option<std::path::PathBuf>,
+    },
+    /// Removes the environments `drydock up` keeps for this run (or only the one of the services
+    /// named) and waits until they are gone.
+    Down {
+        /// Only the environment of these services, as given to `drydock up`.
+        #[arg(value_name = "SERVICE")]
+        services: Vec<String>,
+        /// The run (default: this one: $DRYDOCK_RUN_ID, $NEXTEST_RUN_ID, else this shell's).
+        #[arg(long)]
+        run: Option<String>,
     },
     /// Local stand-in images, for machines that reach no container registry.
     Images {
@@ -74,6 +98,8 @@ async fn main() -> std::process::ExitCode {
     let outcome = match cli.command {
         Command::Ls => environments::list().await,
         Command::Prune { dry_run } => environments::prune(dry_run).await,
+        Command::Up { services, env_file } => up::up(&services, env_file).await,
+        Command::Down { services, run } => up::down(&services, run).await,
         Command::Images { command } => match command {
             ImagesCommand::Build { force, only } => images::build(force, &only).await,
             ImagesCommand::List => images::list().await,

@@ -122,8 +122,12 @@ impl EnvBuilder {
         self.with_service(container)
     }
 
-    /// How long a shared environment outlives its last lease before it is removed (5 s by
-    /// default): long enough to bridge the gap between two test processes of one run.
+    /// How long a shared environment stays after its run is over (5 s by default): after the
+    /// run's process (`cargo test`, `cargo nextest run`, `DRYDOCK_RUN_OWNER`) is gone and the
+    /// last lease ended. While that process lives the environment stays, however long the gaps
+    /// between test binaries. With no such process (a test binary run by hand, or
+    /// `DRYDOCK_RUN_ID` alone), it is how long the environment outlives its last lease. See
+    /// [`crate::shared`].
     pub fn grace_period(mut self, grace: Duration) -> Self {
         self.grace_period = grace;
         self

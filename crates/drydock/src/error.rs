@@ -288,7 +288,7 @@ pub enum Error {
         "the keeper of the shared environment in {} {problem}{}\n  its log: {}",
         .dir.display(),
         .source.as_ref().map(|s| format!(": {s}")).unwrap_or_default(),
-        .dir.join("keeper.log").display()
+        crate::shared::run_dir::log_path(.dir).display()
     )]
     Keeper {
         /// The environment's run directory.
@@ -300,12 +300,12 @@ pub enum Error {
         source: Option<std::io::Error>,
     },
 
-    /// The keeper closed the connection before it answered (it reached its grace period as the
-    /// test connected, or it died).
+    /// The keeper closed the connection before it answered (it ended as the test connected, or
+    /// it died).
     #[error(
         "the keeper of the shared environment in {} closed the connection before answering\n  \
          its log ({}) ends with:\n{log_tail}",
-        .dir.display(), .dir.join("keeper.log").display()
+        .dir.display(), crate::shared::run_dir::log_path(.dir).display()
     )]
     KeeperClosed {
         /// The environment's run directory.

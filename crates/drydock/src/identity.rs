@@ -54,6 +54,103 @@ fn parent_process_id() -> String {
     format!("ppid-{ppid}-{started}")
 }
 
+/// The process whose life is the run's: the shared environment lives while it does.
+///
+/// In order: `DRYDOCK_RUN_OWNER` (a pid, set by whoever chose `DRYDOCK_RUN_ID`, and exported by
+/// `drydock up`); with an explicit `DRYDOCK_RUN_ID` and no owner, none (the grace period alone
+/// ends the environment); otherwise the nearest `cargo` or `cargo-nextest` among this process's
+/// ancestors: `cargo test` runs test binaries one after another as its children, `cargo nextest
+/// run` runs every test as its child. A test binary started by hand has none.
+///
+/// ```
+/// // Under `cargo test` or `cargo nextest run`, the runner; by hand, maybe none.
+/// if let Some(owner) = drydock::identity::run_owner() {
+///     assert!(owner.is_alive());
+/// }
+/// ```
+pub fn run_owner() -> Option<RunOwner> {
+    if let Some(pid) = std::env::var("DRYDOCK_RUN_OWNER")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+    {
+        return RunOwner::of(pid);
+    }
+    if std::env::var("DRYDOCK_RUN_ID").is_ok_and(|v| !v.trim().is_empty()) {
+        return None;
+    }
+    runner_ancestor()
+}
+
+/// The nearest ancestor that is a test runner (`cargo`, `cargo-nextest`), at most 8 levels up.
+fn runner_ancestor() -> Option<RunOwner> {
+    let mut pid = std::os::unix::process::parent_id();
+    for _ in 0..8 {
+        if pid <= 1 {
+            return None;
+        }
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        if RUNNERS.contains(&comm.trim()) {
+            return RunOwner::of(pid);
+        }
+        pid = ProcStat::read(pid)?.ppid;
+    }
+    None
+}
+
+/// The names (`/proc/<pid>/comm`) of processes whose life is a test run.
+const RUNNERS: &[&str] = &["cargo", "cargo-nextest"];
+
+/// A process, told apart from a later one with the same pid by its start time.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunOwner {
+    /// Its pid.
+    pub pid: u32,
+    /// Its start time, in clock ticks after boot (`/proc/<pid>/stat`, field 22).
+    pub started: u64,
+}
+
+impl RunOwner {
+    /// The process `pid`, if it runs.
+    pub fn of(pid: u32) -> Option<Self> {
+        let stat = ProcStat::read(pid)?;
+        (!stat.zombie).then_some(RunOwner {
+            pid,
+            started: stat.started,
+        })
+    }
+
+    /// This process's parent.
+    pub fn parent() -> Option<Self> {
+        Self::of(std::os::unix::process::parent_id())
+    }
+
+    /// Whether it still runs (an exited process that is not yet reaped does not).
+    pub fn is_alive(&self) -> bool {
+        ProcStat::read(self.pid).is_some_and(|s| s.started == self.started && !s.zombie)
+    }
+}
+
+/// What drydock reads of `/proc/<pid>/stat`.
+struct ProcStat {
+    ppid: u32,
+    started: u64,
+    zombie: bool,
+}
+
+impl ProcStat {
+    fn read(pid: u32) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // After the parenthesised command name, which may hold spaces: field 3 (state) is the
+        // first, 4 (ppid) the second, 22 (starttime) the twentieth.
+        let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        Some(ProcStat {
+            zombie: matches!(rest.first(), Some(&"Z") | Some(&"X")),
+            ppid: rest.get(1)?.parse().ok()?,
+            started: rest.get(19)?.parse().ok()?,
+        })
+    }
+}
+
 /// Docker label values may hold anything, but ids also end up in names and paths: keep them tame.
 fn sanitize(value: &str) -> String {
     value
@@ -131,6 +228,21 @@ mod tests {
     fn parent_id_names_the_parent() {
         let id = parent_process_id();
         assert!(id.starts_with(&format!("ppid-{}-", std::os::unix::process::parent_id())));
+    }
+
+    #[test]
+    fn the_owner_of_this_process_is_alive_and_a_dead_one_is_not() {
+        let me = RunOwner::of(std::process::id()).expect("this process");
+        assert!(me.is_alive());
+        let reused = RunOwner {
+            started: me.started + 1,
+            ..me.clone()
+        };
+        assert!(!reused.is_alive(), "another start time is another process");
+        let mut child = std::process::Command::new("true").spawn().expect("true");
+        let owner = RunOwner::of(child.id());
+        child.wait().expect("wait");
+        assert!(owner.is_none_or(|o| !o.is_alive()), "an exited process");
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub(crate) trait AnyService: Send + Sync + fmt::Debug {
     ) -> BoxFuture<'a, Result<Arc<dyn Started>>>;
     /// A test's entry from what the keeper granted (server and scope as JSON).
     fn entry(&self, server: Value, scope: Value, container: String) -> Result<Entry>;
+    /// What a system under test reads of a granted slice, reaching the server directly (for
+    /// `drydock up`, whose process, and so its proxies, ends).
+    fn direct_vars(&self, server: Value, scope: Value) -> Result<Vec<(String, String)>>;
 }
 
 impl Clone for Box<dyn AnyService> {
@@ -187,6 +190,17 @@ impl<S: Service> AnyService for S {
         let server: S::Server = serde_json::from_value(server).map_err(|e| decode("server", e))?;
         let scope: S::Scope = serde_json::from_value(scope).map_err(|e| decode("scope", e))?;
         Entry::routed::<S>(Service::name(self), &server, scope, container)
+    }
+
+    fn direct_vars(&self, server: Value, scope: Value) -> Result<Vec<(String, String)>> {
+        let decode = |what: &str, e: serde_json::Error| Error::Spec {
+            service: Service::name(self).to_string(),
+            problem: format!("the keeper granted a {what} this process cannot read: {e}"),
+            fix: "the keeper runs another build of drydock; run `drydock down` and again".into(),
+        };
+        let server: S::Server = serde_json::from_value(server).map_err(|e| decode("server", e))?;
+        let scope: S::Scope = serde_json::from_value(scope).map_err(|e| decode("scope", e))?;
+        Ok(S::vars(&S::handle(&server, scope)))
     }
 }
 

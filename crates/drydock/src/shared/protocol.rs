@@ -8,12 +8,20 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::identity::RunOwner;
+
 /// The spec file a keeper is started with.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct KeeperSpec {
     pub run: String,
     pub identity: String,
     pub grace_period: Duration,
+    /// The process whose life is the run's: the keeper stays while it lives (see
+    /// [`crate::identity::run_owner`]); `None`: the grace period after the last lease.
+    #[serde(default)]
+    pub owner: Option<RunOwner>,
+    /// The longest the keeper stays with no test's lease, whatever else holds it.
+    pub max_idle: Duration,
     /// Each service as its kind and spec, rebuilt through the service registry.
     pub services: Vec<(String, serde_json::Value)>,
 }
@@ -25,6 +33,12 @@ pub(crate) enum Request {
     Attach { pid: u32 },
     /// The keeper's state, for `drydock ls`.
     Status,
+    /// A slice the keeper holds itself after this connection closes, until `Down` or the end
+    /// of the run (`drydock up`).
+    Hold { pid: u32 },
+    /// Removes the environment now (`drydock down`): answered with `Stopping`; the connection
+    /// closes when the keeper has removed everything and exits.
+    Down,
 }
 
 /// The keeper's one-line answer.
@@ -33,6 +47,7 @@ pub(crate) enum Response {
     Slice(Box<SliceGrant>),
     Failed(String),
     Status(Status),
+    Stopping,
 }
 
 /// One test's share of the environment.
@@ -64,6 +79,15 @@ pub struct Status {
     pub pid: u32,
     /// `starting`, `ready` or `failed: …`.
     pub state: String,
-    /// Slices held right now.
+    /// Slices held right now by tests.
     pub leases: usize,
+    /// Slices the keeper holds for `drydock up`.
+    #[serde(default)]
+    pub held: usize,
+    /// The pid of the process whose life is the run's, if one is known.
+    #[serde(default)]
+    pub owner: Option<u32>,
+    /// The keeper's log.
+    #[serde(default)]
+    pub log: std::path::PathBuf,
 }

@@ -38,7 +38,7 @@ impl RunDir {
             });
         }
         let path = base.join(format!("{run_hash}-{identity}"));
-        for dir in [&base, &path] {
+        for dir in [&base, &base.join(LOGS), &path] {
             match DirBuilder::new().mode(0o700).create(dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -65,8 +65,10 @@ impl RunDir {
         self.path.join("spec.json")
     }
 
+    /// The keeper's log: one per run and environment, outside the run directory (which goes
+    /// when the keeper ends), appended to by every keeper of the run. See [`log_path`].
     pub(crate) fn log_file(&self) -> PathBuf {
-        self.path.join("keeper.log")
+        log_path(&self.path)
     }
 
     /// Takes the election lock of this environment, waiting at most `bound`.
@@ -144,6 +146,41 @@ impl RunDir {
     }
 }
 
+/// Where the keeper of the run directory `dir` logs: `<base>/logs/<run hash>-<env>.log`.
+pub(crate) fn log_path(dir: &Path) -> PathBuf {
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    dir.parent()
+        .unwrap_or(Path::new("/"))
+        .join(LOGS)
+        .join(format!("{name}.log"))
+}
+
+/// The directory of the keepers' logs, under the base directory.
+const LOGS: &str = "logs";
+
+/// How long a keeper's log stays after it was last written.
+pub(crate) const LOG_KEPT: Duration = Duration::from_secs(24 * 3600);
+
+/// Removes keepers' logs nothing wrote to for `age`; returns how many.
+pub fn remove_old_logs(age: Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(base_dir().join(LOGS)) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|a| a >= age);
+        if old && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Removes run directories left by keepers that were killed or failed: no keeper answers
 /// there, no process holds the election lock, and nothing changed for `idle`. A failed
 /// keeper's directory (its log) stays that long for the error that names it.
@@ -153,6 +190,9 @@ pub fn remove_stale(idle: Duration) -> usize {
     };
     let mut removed = 0;
     for entry in entries.flatten() {
+        if entry.file_name() == LOGS {
+            continue;
+        }
         let dir = RunDir::from_path(entry.path());
         let old = entry
             .metadata()

@@ -61,26 +61,41 @@ pub(super) async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
                     Phase::Failed(e) => format!("failed: {e}"),
                 },
                 leases: *keeper.leases.borrow(),
+                held: keeper.held().len(),
+                owner: keeper.spec.owner.as_ref().map(|o| o.pid),
+                log: keeper.log.clone(),
             };
             let _ = reply(&mut write, &Response::Status(status)).await;
         }
+        Request::Down => {
+            let _ = reply(&mut write, &Response::Stopping).await;
+            keeper.down.notify_one();
+            // The connection closes when the keeper exits, everything removed: the client
+            // waits for that.
+            std::future::pending::<()>().await;
+        }
+        Request::Hold { pid } => {
+            // Counted as a lease while it is cut, so the keeper does not end meanwhile.
+            let _lease = LeaseCount::new(&keeper);
+            let Some(resources) = ready(&keeper, &mut write).await else {
+                return;
+            };
+            let (grant, leases) = match cut(&resources).await {
+                Ok(cut) => cut,
+                Err(e) => {
+                    let _ = reply(&mut write, &Response::Failed(e.to_string())).await;
+                    return;
+                }
+            };
+            keeper.held().push(leases);
+            keeper.served.fetch_add(1, Ordering::Relaxed);
+            let _ = reply(&mut write, &Response::Slice(Box::new(grant))).await;
+            tracing::debug!(pid, "slice held for the run");
+        }
         Request::Attach { pid } => {
             let _lease = LeaseCount::new(&keeper);
-            let mut phase = keeper.phase.subscribe();
-            let resources = loop {
-                let current = phase.borrow_and_update().clone();
-                match current {
-                    Phase::Ready(resources) => break resources,
-                    Phase::Failed(message) => {
-                        let _ = reply(&mut write, &Response::Failed(message)).await;
-                        return;
-                    }
-                    Phase::Starting => {
-                        if phase.changed().await.is_err() {
-                            return;
-                        }
-                    }
-                }
+            let Some(resources) = ready(&keeper, &mut write).await else {
+                return;
             };
             // On an error, the leases cut so far are dropped here and give themselves back.
             let (grant, _leases) = match cut(&resources).await {
@@ -100,6 +115,29 @@ pub(super) async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
                 while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {}
             }
             tracing::debug!(pid, "slice released");
+        }
+    }
+}
+
+/// The environment once it is ready; `None` (the failure answered) if it failed.
+async fn ready(
+    keeper: &Keeper,
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+) -> Option<Arc<Resources>> {
+    let mut phase = keeper.phase.subscribe();
+    loop {
+        let current = phase.borrow_and_update().clone();
+        match current {
+            Phase::Ready(resources) => return Some(resources),
+            Phase::Failed(message) => {
+                let _ = reply(write, &Response::Failed(message)).await;
+                return None;
+            }
+            Phase::Starting => {
+                if phase.changed().await.is_err() {
+                    return None;
+                }
+            }
         }
     }
 }

@@ -1,9 +1,18 @@
-//! The keeper's life: read the spec, start the environment, accept leases, tear down after the
-//! grace period.
+//! The keeper's life: read the spec, start the environment, accept leases, tear down when the
+//! run is over.
+//!
+//! When the run has a process to follow (`cargo test`, `cargo nextest run`, or
+//! `DRYDOCK_RUN_OWNER`), the keeper stays while it lives, however long the gaps between test
+//! binaries, and ends the grace period after it is gone and no test holds a lease. With none, it
+//! ends the grace period after the last lease. Either way it ends after `max_idle` with no test's
+//! lease, so nothing lives forever when the owner is misjudged, and at once on `drydock down`.
 
-use std::sync::{
-    atomic::{AtomicU64, AtomicUsize, Ordering},
-    Arc,
+use std::{
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
 };
 
 use tokio::{
@@ -24,7 +33,7 @@ use crate::{
 };
 
 /// How long a run directory with no keeper and no election stays before it is swept.
-const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+const STALE_AFTER: Duration = Duration::from_secs(600);
 
 /// Where the environment is in its life.
 #[derive(Clone)]
@@ -46,8 +55,68 @@ pub(super) struct Resources {
 pub(super) struct Keeper {
     pub spec: KeeperSpec,
     pub phase: watch::Sender<Phase>,
+    /// Tests' leases: connections that hold a slice.
     pub leases: watch::Sender<usize>,
+    /// Slices held for `drydock up`, until `drydock down` or the end of the run.
+    pub held: std::sync::Mutex<Vec<HeldSlice>>,
+    /// Asked to end now (`drydock down`).
+    pub down: tokio::sync::Notify,
     pub served: AtomicUsize,
+    pub log: std::path::PathBuf,
+}
+
+/// A slice the keeper holds itself: its leases give it back when dropped.
+pub(super) type HeldSlice = Vec<Box<dyn Send + Sync>>;
+
+impl Keeper {
+    pub(super) fn held(&self) -> std::sync::MutexGuard<'_, Vec<HeldSlice>> {
+        // A Vec of leases: a panic elsewhere leaves it consistent.
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// How often the keeper looks whether the run's owner still lives.
+const OWNER_POLL: Duration = Duration::from_millis(250);
+
+/// Why the keeper ends, decided anew on every event.
+struct Life {
+    /// Since when no test holds a lease (`None`: one does).
+    idle_since: Option<Instant>,
+    /// When the run's owner was seen gone.
+    owner_gone: Option<Instant>,
+}
+
+impl Life {
+    /// When the keeper ends if nothing changes, and why.
+    fn deadline(&self, spec: &KeeperSpec, held: bool) -> Option<(Instant, String)> {
+        let idle = self.idle_since?;
+        let (grace, max_idle) = (spec.grace_period, spec.max_idle);
+        Some(match (&spec.owner, self.owner_gone) {
+            (Some(owner), Some(gone)) => (
+                idle.max(gone) + grace,
+                format!(
+                    "the run's process {} ended and no test held a lease for {grace:?}",
+                    owner.pid
+                ),
+            ),
+            (Some(owner), None) => (
+                idle + max_idle,
+                format!(
+                    "no test held a lease for {max_idle:?} (the most a keeper waits), though \
+                     the run's process {} still runs",
+                    owner.pid
+                ),
+            ),
+            (None, _) if held => (
+                idle + max_idle,
+                format!("no test held a lease for {max_idle:?} (the most a keeper waits)"),
+            ),
+            (None, _) => (
+                idle + grace,
+                format!("no lease for {grace:?} (no process of the run to follow)"),
+            ),
+        })
+    }
 }
 
 pub(super) async fn serve(dir: RunDir) -> Result<()> {
@@ -60,18 +129,25 @@ pub(super) async fn serve(dir: RunDir) -> Result<()> {
     let listener = UnixListener::bind(dir.socket())
         .map_err(|e| Error::keeper_io(dir.path(), "cannot listen", e))?;
     eprintln!(
-        "drydock keeper {}: run {} env {}, grace {:?}",
+        "drydock keeper {}: run {} env {}, grace {:?}, {}, at most {:?} with no lease",
         std::process::id(),
         spec.run,
         spec.identity,
-        spec.grace_period
+        spec.grace_period,
+        match &spec.owner {
+            Some(owner) => format!("while the run's process {} lives", owner.pid),
+            None => "no process of the run to follow".into(),
+        },
+        spec.max_idle,
     );
-    let grace = spec.grace_period;
     let keeper = Arc::new(Keeper {
         spec,
         phase: watch::channel(Phase::Starting).0,
         leases: watch::channel(0).0,
+        held: std::sync::Mutex::new(Vec::new()),
+        down: tokio::sync::Notify::new(),
         served: AtomicUsize::new(0),
+        log: dir.log_file(),
     });
     let (env_tx, env_rx) = tokio::sync::oneshot::channel();
     let starter = tokio::spawn(start(Arc::clone(&keeper), env_tx));
@@ -79,16 +155,47 @@ pub(super) async fn serve(dir: RunDir) -> Result<()> {
     let mut leases = keeper.leases.subscribe();
     let mut terminate = signal(SignalKind::terminate()).ok();
     let mut interrupt = signal(SignalKind::interrupt()).ok();
+    let mut life = Life {
+        idle_since: Some(Instant::now()),
+        owner_gone: None,
+    };
+    let mut owner_poll = tokio::time::interval(OWNER_POLL);
+    owner_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let watching = keeper.spec.owner.is_some();
     loop {
-        let idle = *leases.borrow_and_update() == 0;
+        let active = *leases.borrow_and_update() > 0;
+        match (active, life.idle_since) {
+            (true, _) => life.idle_since = None,
+            (false, None) => life.idle_since = Some(Instant::now()),
+            (false, Some(_)) => {}
+        }
+        if life.owner_gone.is_none() {
+            if let Some(owner) = keeper.spec.owner.as_ref().filter(|o| !o.is_alive()) {
+                let held = std::mem::take(&mut *keeper.held()).len();
+                eprintln!(
+                    "drydock keeper: the run's process {} ended; {held} held slices released",
+                    owner.pid
+                );
+                life.owner_gone = Some(Instant::now());
+            }
+        }
+        let deadline = life.deadline(&keeper.spec, !keeper.held().is_empty());
+        let ends = deadline.as_ref().map(|(at, _)| *at);
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => { tokio::spawn(lease::handle(Arc::clone(&keeper), stream)); }
                 Err(e) => eprintln!("drydock keeper: accept failed: {e}"),
             },
             _ = leases.changed() => {}
-            _ = tokio::time::sleep(grace), if idle => {
-                eprintln!("drydock keeper: no lease for {grace:?}; removing the environment");
+            _ = owner_poll.tick(), if watching && life.owner_gone.is_none() => {}
+            _ = sleep_until(ends), if ends.is_some() => {
+                if let Some((_, why)) = deadline {
+                    eprintln!("drydock keeper: {why}; removing the environment");
+                }
+                break;
+            }
+            _ = keeper.down.notified() => {
+                eprintln!("drydock keeper: asked to end (drydock down); removing the environment");
                 break;
             }
             _ = recv(&mut terminate) => { eprintln!("drydock keeper: SIGTERM"); break; }
@@ -98,6 +205,7 @@ pub(super) async fn serve(dir: RunDir) -> Result<()> {
     // Stop answering first, so a late test starts a new keeper instead of waiting on this one.
     drop(listener);
     let _ = std::fs::remove_file(dir.socket());
+    keeper.held().clear();
     starter.abort();
     let _ = starter.await;
     if let Ok(env) = env_rx.await {
@@ -116,7 +224,15 @@ pub(super) async fn serve(dir: RunDir) -> Result<()> {
     }
     // What killed keepers of earlier runs left.
     crate::shared::run_dir::remove_stale(STALE_AFTER);
+    crate::shared::run_dir::remove_old_logs(crate::shared::run_dir::LOG_KEPT);
     Ok(())
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) {

@@ -1,0 +1,4 @@
+#[test]
+fn second_a() {
+    nextest_probe::probe("second_a");
+}
