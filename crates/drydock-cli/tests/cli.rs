@@ -21,6 +21,8 @@ fn drydock(args: &[&str]) -> std::io::Result<std::process::Output> {
 /// `Drop` runs, so its containers stay, owned by a dead pid. Returns the instance label.
 fn leave_an_environment_behind() -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
     let mut child = Command::new(std::env::current_exe()?)
+        // A leftover to prune: a process whose reaper is off (as if the machine had died with it).
+        .env("DRYDOCK_REAPER", "off")
         .args([
             "child_starts_and_waits",
             "--exact",

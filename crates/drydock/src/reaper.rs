@@ -9,6 +9,9 @@
 //! filter>`) and which it removed (`done <label filter>`); when stdin closes — the kernel closes it whatever way the owner ended —
 //! the reaper removes every instance still watched, by label, and exits.
 //!
+//! `DRYDOCK_REAPER=off` turns it off (a killed process's containers then stay, for a look
+//! inside, until `drydock prune`).
+//!
 //! [`Watch`] is the owner's side for one instance: created before the first resource exists,
 //! [`Watch::removed`] once the instance is gone. A watch dropped otherwise leaves the instance
 //! to the reaper, at the latest when the process ends.
@@ -74,6 +77,9 @@ fn reap(lines: impl BufRead) -> i32 {
 fn reaper() -> &'static Mutex<Option<ChildStdin>> {
     static REAPER: OnceLock<Mutex<Option<ChildStdin>>> = OnceLock::new();
     REAPER.get_or_init(|| {
+        if std::env::var("DRYDOCK_REAPER").is_ok_and(|v| v.eq_ignore_ascii_case("off")) {
+            return Mutex::new(None);
+        }
         let spawned = std::env::current_exe().and_then(|exe| {
             use std::os::unix::process::CommandExt;
             Command::new(exe)
