@@ -17,7 +17,7 @@
 //! - **Namespaces**: `/__ns/<name>/…` isolates stubs and journal per test on one server.
 //!
 //! ```
-//! use drydock_stub::{BodyPattern, Response, Stub, StubServer, Times};
+//! use drydock_stub::{BodyPattern, Response, Stub, StubServer};
 //! use serde_json::json;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -28,7 +28,7 @@
 //!         Stub::post("/charges")
 //!             .body(BodyPattern::json_partial(json!({"currency": "EUR"})))
 //!             .respond(Response::status(201).json(json!({"id": "ch_1"})))
-//!             .expect(Times::Exactly(1)),
+//!             .expect(1),
 //!     )
 //!     .await?;
 //!
@@ -45,6 +45,8 @@
 
 mod error;
 mod handle;
+mod invalid;
+mod journal;
 pub mod mappings;
 mod matching;
 mod model;
@@ -53,16 +55,20 @@ mod record;
 mod request;
 mod respond;
 mod server;
+mod tls;
 mod verify;
 
-pub use error::{InvalidStub, StubError};
+pub use error::StubError;
 pub use handle::{StubServer, StubServerBuilder};
-pub use matching::Check;
+pub use invalid::InvalidStub;
+pub use journal::{JournalStats, ServeEvent, DEFAULT_JOURNAL_LIMIT};
 pub use model::{
-    BodyPattern, ChunkedDribble, DelayDistribution, Fault, HeaderValues, JsonPathPattern,
-    RequestPattern, Response, StringMatcher, Stub, Times, DEFAULT_PRIORITY, STARTED,
+    BasicCredentials, BodyPattern, ChunkedDribble, DelayDistribution, Fault, HeaderValues,
+    JsonPathPattern, RequestPattern, Response, StringMatcher, Stub, Times, DEFAULT_PRIORITY,
+    STARTED,
 };
-pub use namespace::Settings;
+pub use namespace::{Scenario, Settings};
 pub use record::{OnMiss, Recording, ALWAYS_SCRUBBED};
-pub use request::LoggedRequest;
-pub use verify::{CheckReport, FailedExpectation, NearMiss, Unmatched, VerificationFailure};
+pub use request::{LoggedRequest, QueryParameter};
+pub use tls::CertificateAuthority;
+pub use verify::{Check, CheckReport, FailedExpectation, NearMiss, Unmatched, VerificationFailure};

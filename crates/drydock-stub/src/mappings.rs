@@ -86,14 +86,7 @@ pub(crate) fn parse(json: &[u8]) -> Result<Vec<Stub>, String> {
 /// ```
 pub fn load_dir(dir: impl AsRef<Path>) -> Result<Vec<Stub>, StubError> {
     let dir = dir.as_ref();
-    let (mappings, files) = if dir.join("mappings").is_dir() {
-        (dir.join("mappings"), dir.join("__files"))
-    } else if dir.join("__files").is_dir() {
-        (dir.to_path_buf(), dir.join("__files"))
-    } else {
-        let sibling = dir.parent().map(|p| p.join("__files")).unwrap_or_default();
-        (dir.to_path_buf(), sibling)
-    };
+    let (mappings, files) = layout(dir);
     let mut paths = Vec::new();
     collect_json(&mappings, &mut paths)?;
     paths.sort();
@@ -121,11 +114,32 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<Vec<Stub>, StubError> {
                     }
                 }
             }
-            namespace::compile(stub.clone()).map_err(|e| error(e.to_string()))?;
+            // Loaded from a file: a reset keeps it, as WireMock reloads its mapping files.
+            stub.persistent = Some(true);
+            namespace::compile(stub.clone(), None).map_err(|e| error(e.to_string()))?;
             stubs.push(stub);
         }
     }
     Ok(stubs)
+}
+
+/// Where a mapping directory's stubs and body files are: `dir/mappings` and `dir/__files`
+/// (WireMock's root layout), else `dir` itself and its own or its sibling `__files`.
+fn layout(dir: &Path) -> (PathBuf, PathBuf) {
+    if dir.join("mappings").is_dir() {
+        (dir.join("mappings"), dir.join("__files"))
+    } else if dir.join("__files").is_dir() {
+        (dir.to_path_buf(), dir.join("__files"))
+    } else {
+        let sibling = dir.parent().map(|p| p.join("__files")).unwrap_or_default();
+        (dir.to_path_buf(), sibling)
+    }
+}
+
+/// The body-file directory (`__files`) that goes with mapping directory `dir`, as
+/// [`load_dir`] finds it; what a server started with `--mappings dir` reads `bodyFileName` from.
+pub fn files_dir(dir: impl AsRef<Path>) -> PathBuf {
+    layout(dir.as_ref()).1
 }
 
 fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), StubError> {
