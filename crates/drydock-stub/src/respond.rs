@@ -125,15 +125,8 @@ impl Responder {
         let body_text = match (&response.body, &response.json_body, &response.base64_body) {
             (Some(text), _, _) => Some(text.clone()),
             _ if file_text.is_some() => file_text,
-            (_, Some(json), _) => {
-                if !headers
-                    .iter()
-                    .any(|(n, _)| n == hyper::header::CONTENT_TYPE)
-                {
-                    headers.push((hyper::header::CONTENT_TYPE, "application/json".into()));
-                }
-                Some(json.to_string())
-            }
+            // As WireMock: no content type unless the stub sets one (`Response::json` does).
+            (_, Some(json), _) => Some(json.to_string()),
             _ => None,
         };
         let body = match (&body_text, &response.base64_body) {

@@ -42,7 +42,8 @@ pub struct Response {
     /// A text body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
-    /// A JSON body (sent with `content-type: application/json` unless a header says otherwise).
+    /// A JSON body. As in WireMock, no content type is added: set one in `headers` (the
+    /// [`json`](Self::json) builder does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_body: Option<Value>,
     /// A binary body, base64-encoded.
@@ -158,10 +159,17 @@ impl Response {
         self
     }
 
-    /// A JSON body.
+    /// A JSON body, with `content-type: application/json` unless a content type is set already.
     pub fn json(mut self, json: Value) -> Self {
         self.clear_body();
         self.json_body = Some(json);
+        if !self
+            .headers
+            .keys()
+            .any(|name| name.eq_ignore_ascii_case("content-type"))
+        {
+            self = self.header("content-type", "application/json");
+        }
         self
     }
 
