@@ -6,7 +6,11 @@ use std::{collections::VecDeque, sync::Arc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::{model::Stub, namespace::Mounted, request::LoggedRequest, request::ReceivedRequest};
+use crate::{
+    model::Stub,
+    mounted::Mounted,
+    request::{LoggedRequest, ReceivedRequest},
+};
 
 /// How many requests a journal keeps unless told otherwise: enough for any test's assertions,
 /// and a bound on the memory a long-running or load-tested server spends on it.

@@ -50,6 +50,7 @@ mod journal;
 pub mod mappings;
 mod matching;
 mod model;
+mod mounted;
 mod namespace;
 mod record;
 mod request;

@@ -7,7 +7,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{Arc, Mutex, MutexGuard, RwLock},
 };
 
@@ -15,58 +15,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::StubError,
-    invalid::InvalidStub,
     journal::{Entry, Journal, JournalStats, ServeEvent},
     matching::{distance, Matcher},
     model::{DelayDistribution, RequestPattern, Stub, DEFAULT_PRIORITY, STARTED},
+    mounted::{compile, Mounted},
     record::OnMiss,
     request::{LoggedRequest, ReceivedRequest},
     respond::Responder,
     verify::{Check, FailedExpectation, NearMiss, Unmatched, VerificationFailure},
 };
-
-/// A stub as mounted: compiled, with its place in the order.
-#[derive(Debug)]
-pub(crate) struct Mounted {
-    pub stub: Stub,
-    pub id: String,
-    matcher: Matcher,
-    pub responder: Responder,
-    priority: u32,
-    sequence: u64,
-}
-
-/// Compiles a stub, giving it an id if it has none; `files` is where `bodyFileName`s are.
-pub(crate) fn compile(
-    mut stub: Stub,
-    files: Option<&Path>,
-) -> Result<(Stub, Matcher, Responder), StubError> {
-    if stub.id.is_none() {
-        stub.id = stub.uuid.take();
-    }
-    stub.uuid = None;
-    let invalid = |source: InvalidStub, stub: &Stub| StubError::InvalidStub {
-        stub: stub.label(),
-        source,
-    };
-    let matcher = Matcher::compile(&stub.request).map_err(|e| invalid(e, &stub))?;
-    let responder = Responder::compile(&stub.response, files).map_err(|e| invalid(e, &stub))?;
-    if (stub.required_scenario_state.is_some() || stub.new_scenario_state.is_some())
-        && stub.scenario_name.is_none()
-    {
-        return Err(invalid(
-            InvalidStub::new(
-                "scenarioName",
-                "is missing: requiredScenarioState and newScenarioState belong to a scenario",
-            ),
-            &stub,
-        ));
-    }
-    if stub.id.is_none() {
-        stub.id = Some(uuid::Uuid::new_v4().to_string());
-    }
-    Ok((stub, matcher, responder))
-}
 
 /// Delays every response of a namespace (WireMock's global settings).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

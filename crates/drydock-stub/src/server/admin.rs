@@ -99,10 +99,7 @@ fn parse<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Reply> {
         } else {
             (
                 format!(" at `{path}`"),
-                format!(
-                    "/{}",
-                    path.replace('.', "/").replace('[', "/").replace(']', "")
-                ),
+                format!("/{}", path.replace(['.', '['], "/").replace(']', "")),
             )
         };
         unprocessable(
