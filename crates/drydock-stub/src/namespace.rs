@@ -519,6 +519,16 @@ impl Namespaces {
             .clone()
     }
 
+    /// Back to a fresh server: no named namespaces, and an empty root.
+    pub fn reset_all(&self) {
+        let mut all = self.all.write().unwrap_or_else(|e| e.into_inner());
+        all.clear();
+        all.insert(
+            String::new(),
+            Arc::new(Mutex::new(Namespace::new("", self.options.clone()))),
+        );
+    }
+
     /// Removes a named namespace; the root stays.
     pub fn remove(&self, name: &str) -> bool {
         !name.is_empty()

@@ -182,3 +182,35 @@ async fn https_on_a_second_port_hands_out_its_ca_over_the_admin_api() -> Result 
     assert_eq!(plain.text().await?, "either");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_recycled_server_starts_empty() -> Result {
+    let first = StubServer::start().await?;
+    first
+        .mount(Stub::get("/left-over").respond(Response::ok()).expect(1))
+        .await?;
+    let c = common::client();
+    c.get(format!("{}/left-over", first.url())).send().await?;
+    let address = first.address();
+    drop(first);
+
+    // The pool hands the same server back, reset. (Under nextest this test has its process to
+    // itself; under `cargo test` a test on another thread may take that server first.)
+    let second = StubServer::start().await?;
+    if std::env::var("NEXTEST_EXECUTION_MODE").as_deref() == Ok("process-per-test") {
+        assert_eq!(second.address(), address, "recycled");
+    }
+    assert!(second.stubs().await?.is_empty());
+    assert!(second.requests().await?.is_empty());
+    let answer = c.get(format!("{}/left-over", second.url())).send().await?;
+    assert_eq!(answer.status(), 404, "the old stub is gone");
+    second.clear_requests().await?;
+
+    // A server with options of its own is never a pooled one.
+    let own = StubServer::builder()
+        .max_request_journal_entries(None)
+        .start()
+        .await?;
+    assert_ne!(own.address(), second.address());
+    Ok(())
+}

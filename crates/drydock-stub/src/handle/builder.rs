@@ -8,7 +8,7 @@ use std::{
 
 use tokio::sync::watch;
 
-use super::{Local, StubServer, Transport};
+use super::{pool, Local, StubServer, Transport};
 use crate::{
     error::StubError,
     journal::DEFAULT_JOURNAL_LIMIT,
@@ -118,12 +118,32 @@ impl StubServerBuilder {
 
     /// Starts the server on threads other than the caller's, so it serves whatever the test's
     /// runtime does (blocking clients included). The port is bound before this returns.
+    ///
+    /// A server with the default options comes from a pool of the process's earlier servers when
+    /// one is free (as wiremock-rs does): reset to empty, on the same port, so a client's
+    /// keep-alive connections to it stay usable. Set any option (e.g. `.address(..)`) for a
+    /// server of its own.
     pub async fn start(self) -> Result<StubServer, StubError> {
         self.start_blocking()
     }
 
     /// [`start`](Self::start) for code without an async runtime.
     pub fn start_blocking(self) -> Result<StubServer, StubError> {
+        let poolable = self.is_default();
+        if poolable {
+            if let Some((core, address, stop)) = pool::take() {
+                tracing::debug!(%address, "stub server recycled from the pool");
+                return Ok(self.handle(Local {
+                    core,
+                    address,
+                    https: false,
+                    https_address: None,
+                    ca: None,
+                    stop,
+                    poolable,
+                }));
+            }
+        }
         let bind = |address: SocketAddr| {
             let failed = |e: std::io::Error| StubError::Bind {
                 address: address.to_string(),
@@ -200,18 +220,35 @@ impl StubServerBuilder {
             }
         }
         tracing::debug!(%address, https = self.https, "stub server started");
-        Ok(StubServer {
-            transport: Transport::Local(Arc::new(Local {
-                core,
-                address,
-                https: self.https,
-                https_address,
-                ca: tls.map(|t| t.ca),
-                stop,
-            })),
+        let local = Local {
+            core,
+            address,
+            https: self.https,
+            https_address,
+            ca: tls.map(|t| t.ca),
+            stop,
+            poolable,
+        };
+        Ok(self.handle(local))
+    }
+
+    /// Whether this builder asks for nothing a pooled server might not have.
+    fn is_default(&self) -> bool {
+        let default = StubServerBuilder::default();
+        self.address == default.address
+            && self.threads.is_none()
+            && !self.https
+            && self.https_address.is_none()
+            && self.files.is_none()
+            && self.journal_limit == default.journal_limit
+    }
+
+    fn handle(&self, local: Local) -> StubServer {
+        StubServer {
+            transport: Transport::Local(Arc::new(local)),
             namespace: String::new(),
             verify_on_drop: self.verify_on_drop,
             save_to: Mutex::new(None),
-        })
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! requests by calling the same typed operations, so both ways behave alike.
 
 mod builder;
+mod pool;
 mod remote;
 
 use std::{
@@ -72,7 +73,8 @@ enum Transport {
     Remote(Remote),
 }
 
-/// An in-process server; dropping the last reference stops it and its connections.
+/// An in-process server; dropping the last reference stops it and its connections, or (for a
+/// server with the default options) resets it and gives it back to the pool.
 struct Local {
     core: Arc<Core>,
     address: SocketAddr,
@@ -80,10 +82,20 @@ struct Local {
     https_address: Option<SocketAddr>,
     ca: Option<CertificateAuthority>,
     stop: watch::Sender<bool>,
+    /// Whether it goes back to the pool when dropped.
+    poolable: bool,
 }
 
 impl Drop for Local {
     fn drop(&mut self) {
+        if self.poolable {
+            let (stop, _) = watch::channel(false);
+            let stop = std::mem::replace(&mut self.stop, stop);
+            if let Err(stop) = pool::give_back(self.core.clone(), self.address, stop) {
+                let _ = stop.send(true);
+            }
+            return;
+        }
         let _ = self.stop.send(true);
     }
 }

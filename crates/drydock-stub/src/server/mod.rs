@@ -39,8 +39,9 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 #[derive(Debug)]
 pub(crate) struct Core {
     pub namespaces: Namespaces,
-    /// Forwards proxied, passed-through and recorded requests.
-    pub client: reqwest::Client,
+    /// Forwards proxied, passed-through and recorded requests; made on first use (building a
+    /// client costs more than starting a server).
+    client: std::sync::OnceLock<reqwest::Client>,
     /// The CA of the server's HTTPS certificate, if it serves HTTPS.
     pub ca: Option<CertificateAuthority>,
 }
@@ -49,9 +50,13 @@ impl Core {
     pub fn new(options: Options) -> Self {
         Core {
             namespaces: Namespaces::new(options),
-            client: record::client(),
+            client: std::sync::OnceLock::new(),
             ca: None,
         }
+    }
+
+    fn client(&self) -> &reqwest::Client {
+        self.client.get_or_init(record::client)
     }
 }
 
@@ -224,7 +229,7 @@ async fn serve(
                 }
             }
             let rendered = match &responder.proxy_base_url {
-                Some(base) => record::forward(&core.client, base, &request)
+                Some(base) => record::forward(core.client(), base, &request)
                     .await
                     .unwrap_or_else(bad_gateway),
                 None => responder.render(&request),
@@ -249,13 +254,13 @@ async fn serve(
                 text(StatusCode::NOT_FOUND, report)
             }
             OnMiss::PassThrough { target_base_url } => build(
-                record::forward(&core.client, &target_base_url, &request)
+                record::forward(core.client(), &target_base_url, &request)
                     .await
                     .unwrap_or_else(bad_gateway),
                 None,
             ),
             OnMiss::Record(recording) => {
-                match record::forward(&core.client, &recording.target_base_url, &request).await {
+                match record::forward(core.client(), &recording.target_base_url, &request).await {
                     Ok(rendered) => {
                         lock(&space).record(recording.to_stub(&request, &rendered));
                         build(rendered, None)
