@@ -22,7 +22,7 @@ use crate::{
     record::OnMiss,
     request::{LoggedRequest, ReceivedRequest},
     respond::Responder,
-    verify::{Check, FailedExpectation, NearMiss, Unmatched, VerificationFailure},
+    verify::{write_report, Check, FailedExpectation, NearMiss, Unmatched, VerificationFailure},
 };
 
 /// Delays every response of a namespace (WireMock's global settings).
@@ -41,7 +41,7 @@ pub struct Settings {
 pub(crate) enum Outcome {
     Matched(Arc<Mounted>),
     /// The explanation is there when the miss is answered with it (`OnMiss::Fail`).
-    Missed(Option<Box<Unmatched>>, OnMiss),
+    Missed(Option<String>, OnMiss),
 }
 
 /// A scenario as WireMock lists it: its state, the states its stubs name, and its stubs.
@@ -289,7 +289,7 @@ impl Namespace {
             None => {
                 // The explanation is the 404's body; a miss that is forwarded does not pay for it.
                 let unmatched = match self.on_miss {
-                    OnMiss::Fail => Some(Box::new(self.explain(&request))),
+                    OnMiss::Fail => Some(self.report(&request)),
                     _ => None,
                 };
                 self.journal.push(Entry {
@@ -318,7 +318,27 @@ impl Namespace {
 
     /// The three stubs nearest to `request`, with what did not match.
     pub fn explain(&self, request: &ReceivedRequest) -> Unmatched {
-        let mut near: Vec<NearMiss> = self
+        Unmatched {
+            request: request.logged(),
+            near_misses: self.nearest(request),
+        }
+    }
+
+    /// The 404 body for `request`: the explanation, as text.
+    pub fn report(&self, request: &ReceivedRequest) -> String {
+        let mut text = String::new();
+        let _ = write_report(
+            &mut text,
+            &request.method,
+            &request.url,
+            &self.nearest(request),
+        );
+        text
+    }
+
+    /// The three stubs nearest to `request`, nearest first, with every check.
+    fn nearest(&self, request: &ReceivedRequest) -> Vec<NearMiss> {
+        let mut near: Vec<(f64, &Arc<Mounted>, Vec<Check>)> = self
             .stubs
             .iter()
             .map(|m| {
@@ -335,21 +355,20 @@ impl Namespace {
                         details: Vec::new(),
                     });
                 }
-                NearMiss {
-                    stub_id: m.id.clone(),
-                    stub: m.stub.label(),
-                    distance: distance(&checks),
-                    checks,
-                    stub_mapping: Some(m.stub.clone()),
-                }
+                (distance(&checks), m, checks)
             })
             .collect();
-        near.sort_by(|a, b| a.distance.total_cmp(&b.distance));
+        near.sort_by(|a, b| a.0.total_cmp(&b.0));
         near.truncate(3);
-        Unmatched {
-            request: request.logged(),
-            near_misses: near,
-        }
+        near.into_iter()
+            .map(|(distance, m, checks)| NearMiss {
+                stub_id: m.id.clone(),
+                stub: m.stub.label(),
+                distance,
+                checks,
+                stub_mapping: Some(m.stub.clone()),
+            })
+            .collect()
     }
 
     /// Every request received, oldest first, as serve events.

@@ -70,55 +70,66 @@ impl fmt::Display for Unmatched {
     ///                  $.amount: expected 10, got 12
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
+        write_report(
             f,
-            "No stub matched {} {}",
-            self.request.method, self.request.url
-        )?;
-        let Some(nearest) = self.near_misses.first() else {
-            return writeln!(f, "  (no stubs are mounted)");
-        };
-        let failed = nearest.checks.iter().filter(|c| !c.matched).count();
-        writeln!(
-            f,
-            "Nearest stub: {} (id {}), {failed} of {} checks failed",
-            nearest.stub,
-            nearest.stub_id,
-            nearest.checks.len()
-        )?;
-        let width = nearest
-            .checks
-            .iter()
-            .map(|c| c.what.len())
-            .max()
-            .unwrap_or(0);
-        for check in &nearest.checks {
-            if check.matched {
-                writeln!(f, "  ok   {:width$}  {}", check.what, check.actual)?;
-            } else {
-                writeln!(
-                    f,
-                    "  FAIL {:width$}  expected {}",
-                    check.what, check.expected
-                )?;
-                writeln!(f, "       {:width$}  got      {}", "", check.actual)?;
-                for detail in &check.details {
-                    writeln!(f, "       {:width$}  {detail}", "")?;
-                }
-            }
-        }
-        for other in &self.near_misses[1..] {
+            &self.request.method,
+            &self.request.url,
+            &self.near_misses,
+        )
+    }
+}
+
+/// The near-miss report of a request (what `Unmatched` displays, and a 404's body).
+pub(crate) fn write_report(
+    f: &mut impl fmt::Write,
+    method: &str,
+    url: &str,
+    near_misses: &[NearMiss],
+) -> fmt::Result {
+    writeln!(f, "No stub matched {method} {url}")?;
+    let Some(nearest) = near_misses.first() else {
+        return writeln!(f, "  (no stubs are mounted)");
+    };
+    let failed = nearest.checks.iter().filter(|c| !c.matched).count();
+    writeln!(
+        f,
+        "Nearest stub: {} (id {}), {failed} of {} checks failed",
+        nearest.stub,
+        nearest.stub_id,
+        nearest.checks.len()
+    )?;
+    let width = nearest
+        .checks
+        .iter()
+        .map(|c| c.what.len())
+        .max()
+        .unwrap_or(0);
+    for check in &nearest.checks {
+        if check.matched {
+            writeln!(f, "  ok   {:width$}  {}", check.what, check.actual)?;
+        } else {
             writeln!(
                 f,
-                "Also near: {} (id {}), {} of {} checks failed",
-                other.stub,
-                other.stub_id,
-                other.checks.iter().filter(|c| !c.matched).count(),
-                other.checks.len()
+                "  FAIL {:width$}  expected {}",
+                check.what, check.expected
             )?;
+            writeln!(f, "       {:width$}  got      {}", "", check.actual)?;
+            for detail in &check.details {
+                writeln!(f, "       {:width$}  {detail}", "")?;
+            }
         }
-        Ok(())
     }
+    for other in &near_misses[1..] {
+        writeln!(
+            f,
+            "Also near: {} (id {}), {} of {} checks failed",
+            other.stub,
+            other.stub_id,
+            other.checks.iter().filter(|c| !c.matched).count(),
+            other.checks.len()
+        )?;
+    }
+    Ok(())
 }
 
 /// A stub called a number of times its expectation does not admit.

@@ -250,7 +250,7 @@ async fn serve(
         Outcome::Missed(unmatched, on_miss) => match on_miss {
             OnMiss::Fail => {
                 sleep(global_delay).await;
-                let report = unmatched.map(|u| u.to_string()).unwrap_or_default();
+                let report = unmatched.unwrap_or_default();
                 text(StatusCode::NOT_FOUND, report)
             }
             OnMiss::PassThrough { target_base_url } => build(
