@@ -3,16 +3,20 @@
 //! An HTTP stub server for integration tests, as a library and as a binary (the image drydock
 //! runs when a system under test in a container must call the stub).
 //!
-//! - **Matching**: method; path exact, prefix or regex; query parameters, headers and cookies
-//!   (equal, contains, regex, absent); bodies (text, regex, JSON equal or partial, JSON path,
-//!   bytes); priorities; stateful scenarios.
-//! - **Responses**: status, headers, text/JSON/binary bodies, bodies built from the request
-//!   (templates), fixed and random delays, chunked dribble.
+//! - **Matching**: method; path exact, prefix, regex or template (`/orders/{id}`); query
+//!   parameters, headers and cookies (equal, contains, regex, not-regex, absent); basic-auth
+//!   credentials; bodies (text, regex, JSON equal or partial, JSON path, XML, bytes); priorities;
+//!   stateful scenarios.
+//! - **Responses**: status and reason phrase, headers, text/JSON/binary/file bodies, bodies built
+//!   from the request (templates), fixed and random delays, chunked dribble; HTTPS with a CA made
+//!   per server ([`CertificateAuthority`]).
 //! - **Faults**: connection reset, empty response, malformed chunk, random data then close,
 //!   close after N bytes.
-//! - **Verification**: expected call counts checked on demand and on drop, the request journal,
-//!   and for an unmatched request the nearest stub and what did not match.
-//! - **WireMock compatible**: mapping files ([`mappings`]) and the admin API under `/__admin`.
+//! - **Verification**: expected call counts (`expect(1)`, `expect(1..=3)`, `expect(2..)`) checked
+//!   on demand and on drop, the request journal (bounded, WireMock's serve events), and for an
+//!   unmatched request the nearest stub and what did not match.
+//! - **WireMock compatible**: mapping files and the admin API under `/__admin`, checked against
+//!   WireMock itself; the subset and the deliberate differences are in [`mappings`].
 //! - **Record and replay** with secret scrubbing ([`Recording`], [`OnMiss`]).
 //! - **Namespaces**: `/__ns/<name>/…` isolates stubs and journal per test on one server.
 //!

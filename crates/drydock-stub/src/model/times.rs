@@ -58,7 +58,7 @@ impl From<RangeInclusive<u64>> for Times {
 }
 
 impl From<Range<u64>> for Times {
-    /// `1..3` admits 1 and 2; an empty range admits nothing but is written `Between(n, n - 1)`.
+    /// `1..3` admits 1 and 2 (`Between(1, 2)`); `0..0` is taken as `Between(0, 0)`, never.
     fn from(range: Range<u64>) -> Self {
         Times::Between(range.start, range.end.saturating_sub(1))
     }
