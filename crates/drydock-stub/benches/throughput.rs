@@ -141,7 +141,7 @@ async fn main() {
         ms(theirs) / ms(ours)
     );
     println!(
-        "  (wiremock-rs hands out recycled servers from a pool; drydock-stub starts a fresh one)"
+        "  (both hand out recycled servers from a pool: same port, reset, keep-alive connections kept)"
     );
 
     let ours = StubServer::builder()

@@ -2,37 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::verify::VerificationFailure;
-
-/// A stub that cannot work as written: which field, and why.
-///
-/// ```
-/// use drydock_stub::{StringMatcher, Stub, StubServer};
-///
-/// # async fn demo() -> Result<(), drydock_stub::StubError> {
-/// let server = StubServer::start().await?;
-/// let bad = Stub::get("/x").header("x-id", StringMatcher::matches("[0-9"));
-/// let err = server.mount(bad).await.unwrap_err();
-/// assert!(err.to_string().contains("request.headers.x-id.matches"));
-/// # Ok(()) }
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("`{field}` {message}")]
-pub struct InvalidStub {
-    /// The field, as a path into the mapping JSON (`request.headers.x-id.matches`).
-    pub field: String,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-impl InvalidStub {
-    pub(crate) fn new(field: &str, message: impl Into<String>) -> Self {
-        InvalidStub {
-            field: field.to_string(),
-            message: message.into(),
-        }
-    }
-}
+use crate::{invalid::InvalidStub, verify::VerificationFailure};
 
 /// What can go wrong with a stub server.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +49,12 @@ pub enum StubError {
     /// Expectations were not met.
     #[error("{0}")]
     Verification(VerificationFailure),
+    /// HTTPS could not be set up.
+    #[error("HTTPS: {message}")]
+    Tls {
+        /// What failed.
+        message: String,
+    },
     /// Recorded stubs could not be saved.
     #[error("could not save recordings to {}: {cause}", dir.display())]
     Save {

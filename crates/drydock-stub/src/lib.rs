@@ -3,21 +3,25 @@
 //! An HTTP stub server for integration tests, as a library and as a binary (the image drydock
 //! runs when a system under test in a container must call the stub).
 //!
-//! - **Matching**: method; path exact, prefix or regex; query parameters, headers and cookies
-//!   (equal, contains, regex, absent); bodies (text, regex, JSON equal or partial, JSON path,
-//!   bytes); priorities; stateful scenarios.
-//! - **Responses**: status, headers, text/JSON/binary bodies, bodies built from the request
-//!   (templates), fixed and random delays, chunked dribble.
+//! - **Matching**: method; path exact, prefix, regex or template (`/orders/{id}`); query
+//!   parameters, headers and cookies (equal, contains, regex, not-regex, absent); basic-auth
+//!   credentials; bodies (text, regex, JSON equal or partial, JSON path, XML, bytes); priorities;
+//!   stateful scenarios.
+//! - **Responses**: status and reason phrase, headers, text/JSON/binary/file bodies, bodies built
+//!   from the request (templates), fixed and random delays, chunked dribble; HTTPS with a CA made
+//!   per server ([`CertificateAuthority`]).
 //! - **Faults**: connection reset, empty response, malformed chunk, random data then close,
 //!   close after N bytes.
-//! - **Verification**: expected call counts checked on demand and on drop, the request journal,
-//!   and for an unmatched request the nearest stub and what did not match.
-//! - **WireMock compatible**: mapping files ([`mappings`]) and the admin API under `/__admin`.
+//! - **Verification**: expected call counts (`expect(1)`, `expect(1..=3)`, `expect(2..)`) checked
+//!   on demand and on drop, the request journal (bounded, WireMock's serve events), and for an
+//!   unmatched request the nearest stub and what did not match.
+//! - **WireMock compatible**: mapping files and the admin API under `/__admin`, checked against
+//!   WireMock itself; the subset and the deliberate differences are in [`mappings`].
 //! - **Record and replay** with secret scrubbing ([`Recording`], [`OnMiss`]).
 //! - **Namespaces**: `/__ns/<name>/…` isolates stubs and journal per test on one server.
 //!
 //! ```
-//! use drydock_stub::{BodyPattern, Response, Stub, StubServer, Times};
+//! use drydock_stub::{BodyPattern, Response, Stub, StubServer};
 //! use serde_json::json;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -28,7 +32,7 @@
 //!         Stub::post("/charges")
 //!             .body(BodyPattern::json_partial(json!({"currency": "EUR"})))
 //!             .respond(Response::status(201).json(json!({"id": "ch_1"})))
-//!             .expect(Times::Exactly(1)),
+//!             .expect(1),
 //!     )
 //!     .await?;
 //!
@@ -45,24 +49,31 @@
 
 mod error;
 mod handle;
+mod invalid;
+mod journal;
 pub mod mappings;
 mod matching;
 mod model;
+mod mounted;
 mod namespace;
 mod record;
 mod request;
 mod respond;
 mod server;
+mod tls;
 mod verify;
 
-pub use error::{InvalidStub, StubError};
+pub use error::StubError;
 pub use handle::{StubServer, StubServerBuilder};
-pub use matching::Check;
+pub use invalid::InvalidStub;
+pub use journal::{JournalStats, ServeEvent, DEFAULT_JOURNAL_LIMIT};
 pub use model::{
-    BodyPattern, ChunkedDribble, DelayDistribution, Fault, HeaderValues, JsonPathPattern,
-    RequestPattern, Response, StringMatcher, Stub, Times, DEFAULT_PRIORITY, STARTED,
+    BasicCredentials, BodyPattern, ChunkedDribble, DelayDistribution, Fault, HeaderValues,
+    JsonPathPattern, RequestPattern, Response, StringMatcher, Stub, Times, DEFAULT_PRIORITY,
+    STARTED,
 };
-pub use namespace::Settings;
+pub use namespace::{Scenario, Settings};
 pub use record::{OnMiss, Recording, ALWAYS_SCRUBBED};
-pub use request::LoggedRequest;
-pub use verify::{CheckReport, FailedExpectation, NearMiss, Unmatched, VerificationFailure};
+pub use request::{LoggedRequest, QueryParameter};
+pub use tls::CertificateAuthority;
+pub use verify::{Check, CheckReport, FailedExpectation, NearMiss, Unmatched, VerificationFailure};

@@ -25,6 +25,18 @@ struct Args {
     /// Threads serving requests.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Also serve HTTPS on this port, with a certificate from a CA made at start; the CA is at
+    /// `GET /__admin/tls/ca` (over plain HTTP) and printed at start.
+    #[arg(long, env = "DRYDOCK_STUB_HTTPS_PORT")]
+    https_port: Option<u16>,
+    /// More names the HTTPS certificate is valid for (a container's name or alias), besides
+    /// localhost, 127.0.0.1 and ::1. Comma-separated in the environment variable.
+    #[arg(long, env = "DRYDOCK_STUB_TLS_HOSTS", value_delimiter = ',')]
+    tls_host: Vec<String>,
+    /// The most requests each namespace's journal keeps; older ones are dropped, and counted
+    /// (WireMock's flag of the same name). 0 keeps none.
+    #[arg(long, default_value_t = drydock_stub::DEFAULT_JOURNAL_LIMIT, env = "DRYDOCK_STUB_MAX_REQUEST_JOURNAL_ENTRIES")]
+    max_request_journal_entries: usize,
 }
 
 fn main() -> ExitCode {
@@ -53,17 +65,32 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: Args) -> Result<(), drydock_stub::StubError> {
-    let server = StubServer::builder()
+    let mut builder = StubServer::builder()
         .address(SocketAddr::new(args.bind, args.port))
         .threads(args.threads)
-        .verify_on_drop(false)
-        .start()
-        .await?;
+        .max_request_journal_entries(Some(args.max_request_journal_entries))
+        .verify_on_drop(false);
+    if let Some(dir) = &args.mappings {
+        builder = builder.files(drydock_stub::mappings::files_dir(dir));
+    }
+    if let Some(port) = args.https_port {
+        builder = builder.https_address(SocketAddr::new(args.bind, port));
+        for host in &args.tls_host {
+            builder = builder.tls_host(host.clone());
+        }
+    }
+    let server = builder.start().await?;
     if let Some(dir) = &args.mappings {
         let ids = server.load_dir(dir).await?;
         println!("drydock-stub: {} stubs from {}", ids.len(), dir.display());
     }
     println!("drydock-stub: listening on {}", server.url());
+    if let (Some(url), Some(ca)) = (server.https_url(), server.certificate_authority()) {
+        println!(
+            "drydock-stub: HTTPS on {url}, certificate from this CA:\n{}",
+            ca.pem()
+        );
+    }
     wait_for_stop().await;
     Ok(())
 }

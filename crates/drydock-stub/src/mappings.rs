@@ -5,23 +5,66 @@
 //! A file holds one stub, or `{"mappings": [ … ]}`. Supported fields:
 //!
 //! - stub: `id`, `uuid`, `name`, `priority`, `request`, `response`, `scenarioName`,
-//!   `requiredScenarioState`, `newScenarioState`, `persistent` (ignored), `metadata`;
-//!   *extension*: `expect` (`{"exactly": n}`, `{"atLeast": n}`, `{"atMost": n}`).
-//! - request: `method`, `url`, `urlPath`, `urlPattern`, `urlPathPattern`, `queryParameters`,
-//!   `headers`, `cookies`, `bodyPatterns`; *extension*: `urlPathPrefix`.
+//!   `requiredScenarioState`, `newScenarioState`, `persistent`, `metadata`;
+//!   *extension*: `expect` (`{"exactly": n}`, `{"atLeast": n}`, `{"atMost": n}`,
+//!   `{"between": [low, high]}`).
+//! - request: `method` (compared as written: `get` matches no `GET`), `url`, `urlPath`,
+//!   `urlPattern`, `urlPathPattern`, `urlPathTemplate` with `pathParameters`, `queryParameters`,
+//!   `headers`, `cookies`, `basicAuthCredentials`, `bodyPatterns`; *extension*: `urlPathPrefix`.
 //! - value matchers: `equalTo`, `contains`, `matches`, `doesNotMatch`, `absent`,
-//!   `caseInsensitive`.
+//!   `caseInsensitive`. As in WireMock, a repeated header or parameter matches when one of its
+//!   values does, and `doesNotMatch` matches an absent header or query parameter (not an absent
+//!   cookie).
 //! - body patterns: those, plus `equalToJson` (with `ignoreArrayOrder`, `ignoreExtraElements`,
 //!   json-unit placeholders), `matchesJsonPath` (an expression, or `{"expression", <matcher>}`;
-//!   RFC 9535 syntax), `binaryEqualTo`.
-//! - response: `status`, `statusMessage`, `headers`, `body`, `jsonBody`, `base64Body`,
-//!   `bodyFileName` (read from `__files`), `fixedDelayMilliseconds`, `delayDistribution`
-//!   (`uniform`, `lognormal`), `chunkedDribbleDelay`, `fault`, `transformers`
-//!   (`response-template`), `proxyBaseUrl`.
+//!   RFC 9535 syntax), `binaryEqualTo`, `equalToXml` (namespace-aware, attributes in any order,
+//!   whitespace and comments ignored).
+//! - response: `status`, `statusMessage` (the reason phrase sent), `headers`, `body`, `jsonBody`,
+//!   `base64Body`, `bodyFileName`, `fixedDelayMilliseconds`, `delayDistribution` (`uniform`,
+//!   `lognormal`), `chunkedDribbleDelay`, `fault`, `transformers` (`response-template`),
+//!   `proxyBaseUrl`.
 //!
-//! Anything else — `multipartPatterns`, `equalToXml`, `matchesXPath`, `basicAuthCredentials`,
-//! `postServeActions`, webhooks, `urlPathTemplate`, other transformers — is rejected with an error
-//! that names the file and the field, rather than being ignored and matching too much.
+//! Anything else — `multipartPatterns`, `matchesXPath`, `equalToXml`'s placeholder options,
+//! `postServeActions`, webhooks, other transformers — is rejected with an error that names the
+//! file and the field, rather than being ignored and matching too much.
+//!
+//! # The admin API
+//!
+//! WireMock's paths and shapes: `/__admin/mappings` (and `/{id}`, `/import`, `/reset`),
+//! `/__admin/reset`, `/__admin/requests` (serve events, newest first, with the request under
+//! `request`, headers as an object, `responseDefinition` and `stubMapping`), `/requests/{id}`,
+//! `/requests/count` and `/requests/find` (with `requestJournalDisabled`), `/requests/unmatched`,
+//! `/requests/unmatched/near-misses`, `/near-misses/request`, `/near-misses/request-pattern`,
+//! `/scenarios` (with `id` and `possibleStates`), `/scenarios/reset`, `/scenarios/{name}/state`,
+//! `/settings`, `/recordings/…`. A body that is not a valid stub or pattern is answered `422`
+//! with WireMock's error shape (`errors[0].source.pointer` names the field). Matched answers carry
+//! `Matched-Stub-Id` and `Matched-Stub-Name`. drydock-stub adds `/__admin/verify`,
+//! `/__admin/on-miss`, `/__admin/namespaces` and `/__admin/tls/ca`.
+//!
+//! # Where drydock-stub differs from WireMock, on purpose
+//!
+//! `tests/differential.rs` sends the same mappings and requests to both and prints these:
+//!
+//! - **A request no stub matches** is answered `404` with drydock-stub's near-miss report (the
+//!   nearest stubs and each failed check), not WireMock's table; near misses are ranked by the
+//!   share of checks that failed, not by WireMock's weighted distance, so the nearest stub can
+//!   differ. Both are for people to read.
+//! - **Header names in the journal are lower case**: HTTP/1.1 names are case-insensitive and the
+//!   server does not keep the case a client sent.
+//! - **Stubs from mapping files** ([`load_dir`], `--mappings`) are read by the caller (also for a
+//!   remote server, which may not see the files), with `bodyFileName` inlined, and are marked
+//!   `persistent`: a reset keeps them, as WireMock reloads its files. Through the API,
+//!   `bodyFileName` is read from the server's files directory when the stub is mounted.
+//! - **A proxied answer** names the proxying stub in `Matched-Stub-Id`; WireMock names a stub of its
+//!   own making.
+//! - **The journal is bounded**: 10 000 requests per namespace by default (WireMock keeps every one
+//!   unless `--max-request-journal-entries` is given); the oldest are dropped and counted
+//!   (`meta.dropped`, [`StubServer::journal_stats`](crate::StubServer::journal_stats)). Expected
+//!   call counts are kept apart, so `expect` stays exact.
+//! - **Templates** over a `urlPathTemplate` do not offer `{{request.path.<name>}}`
+//!   (`{{request.path}}` is the path, `{{request.pathSegments.[i]}}` its parts).
+//! - Near-miss entries carry drydock-stub's checks in an extra `nearMiss` field, and
+//!   `GET /__admin/requests` an extra `meta.limit` and `meta.dropped`.
 
 use std::{
     fs,
@@ -31,7 +74,7 @@ use std::{
 use base64::Engine;
 use serde::Deserialize;
 
-use crate::{error::StubError, model::Stub, namespace};
+use crate::{error::StubError, model::Stub, mounted};
 
 /// One stub or WireMock's `{"mappings": [...]}`.
 #[derive(Deserialize)]
@@ -86,14 +129,7 @@ pub(crate) fn parse(json: &[u8]) -> Result<Vec<Stub>, String> {
 /// ```
 pub fn load_dir(dir: impl AsRef<Path>) -> Result<Vec<Stub>, StubError> {
     let dir = dir.as_ref();
-    let (mappings, files) = if dir.join("mappings").is_dir() {
-        (dir.join("mappings"), dir.join("__files"))
-    } else if dir.join("__files").is_dir() {
-        (dir.to_path_buf(), dir.join("__files"))
-    } else {
-        let sibling = dir.parent().map(|p| p.join("__files")).unwrap_or_default();
-        (dir.to_path_buf(), sibling)
-    };
+    let (mappings, files) = layout(dir);
     let mut paths = Vec::new();
     collect_json(&mappings, &mut paths)?;
     paths.sort();
@@ -121,11 +157,32 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<Vec<Stub>, StubError> {
                     }
                 }
             }
-            namespace::compile(stub.clone()).map_err(|e| error(e.to_string()))?;
+            // Loaded from a file: a reset keeps it, as WireMock reloads its mapping files.
+            stub.persistent = Some(true);
+            mounted::compile(stub.clone(), None).map_err(|e| error(e.to_string()))?;
             stubs.push(stub);
         }
     }
     Ok(stubs)
+}
+
+/// Where a mapping directory's stubs and body files are: `dir/mappings` and `dir/__files`
+/// (WireMock's root layout), else `dir` itself and its own or its sibling `__files`.
+fn layout(dir: &Path) -> (PathBuf, PathBuf) {
+    if dir.join("mappings").is_dir() {
+        (dir.join("mappings"), dir.join("__files"))
+    } else if dir.join("__files").is_dir() {
+        (dir.to_path_buf(), dir.join("__files"))
+    } else {
+        let sibling = dir.parent().map(|p| p.join("__files")).unwrap_or_default();
+        (dir.to_path_buf(), sibling)
+    }
+}
+
+/// The body-file directory (`__files`) that goes with mapping directory `dir`, as
+/// [`load_dir`] finds it; what a server started with `--mappings dir` reads `bodyFileName` from.
+pub fn files_dir(dir: impl AsRef<Path>) -> PathBuf {
+    layout(dir.as_ref()).1
 }
 
 fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), StubError> {

@@ -6,61 +6,24 @@
 //! stubs or calls.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
     sync::{Arc, Mutex, MutexGuard, RwLock},
 };
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    error::{InvalidStub, StubError},
-    matching::{distance, Check, Matcher},
+    error::StubError,
+    journal::{Entry, Journal, JournalStats, ServeEvent},
+    matching::{distance, Matcher},
     model::{DelayDistribution, RequestPattern, Stub, DEFAULT_PRIORITY, STARTED},
+    mounted::{compile, Mounted},
     record::OnMiss,
     request::{LoggedRequest, ReceivedRequest},
     respond::Responder,
-    verify::{CheckReport, FailedExpectation, NearMiss, Unmatched, VerificationFailure},
+    verify::{write_report, Check, FailedExpectation, NearMiss, Unmatched, VerificationFailure},
 };
-
-/// A stub as mounted: compiled, with its place in the order.
-#[derive(Debug)]
-pub(crate) struct Mounted {
-    pub stub: Stub,
-    pub id: String,
-    matcher: Matcher,
-    pub responder: Responder,
-    priority: u32,
-    sequence: u64,
-}
-
-/// Compiles a stub, giving it an id if it has none.
-pub(crate) fn compile(mut stub: Stub) -> Result<(Stub, Matcher, Responder), StubError> {
-    if stub.id.is_none() {
-        stub.id = stub.uuid.take();
-    }
-    stub.uuid = None;
-    let invalid = |source: InvalidStub, stub: &Stub| StubError::InvalidStub {
-        stub: stub.label(),
-        source,
-    };
-    let matcher = Matcher::compile(&stub.request).map_err(|e| invalid(e, &stub))?;
-    let responder = Responder::compile(&stub.response).map_err(|e| invalid(e, &stub))?;
-    if (stub.required_scenario_state.is_some() || stub.new_scenario_state.is_some())
-        && stub.scenario_name.is_none()
-    {
-        return Err(invalid(
-            InvalidStub::new(
-                "scenarioName",
-                "is missing: requiredScenarioState and newScenarioState belong to a scenario",
-            ),
-            &stub,
-        ));
-    }
-    if stub.id.is_none() {
-        stub.id = Some(uuid::Uuid::new_v4().to_string());
-    }
-    Ok((stub, matcher, responder))
-}
 
 /// Delays every response of a namespace (WireMock's global settings).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -74,26 +37,48 @@ pub struct Settings {
     pub delay_distribution: Option<DelayDistribution>,
 }
 
-/// A journal entry: the request and the stub that answered it.
-#[derive(Debug)]
-struct Entry {
-    request: Arc<ReceivedRequest>,
-    stub_id: Option<String>,
-}
-
 /// What serving a request decided.
 pub(crate) enum Outcome {
     Matched(Arc<Mounted>),
     /// The explanation is there when the miss is answered with it (`OnMiss::Fail`).
-    Missed(Option<Box<Unmatched>>, OnMiss),
+    Missed(Option<String>, OnMiss),
 }
 
-#[derive(Debug, Default)]
+/// A scenario as WireMock lists it: its state, the states its stubs name, and its stubs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Scenario {
+    /// Its name (WireMock gives the name as the id too).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The state it is in.
+    pub state: String,
+    /// Every state its stubs require or move to, `Started` included.
+    pub possible_states: Vec<String>,
+    /// Its stubs.
+    pub mappings: Vec<Stub>,
+}
+
+/// What a namespace is made with.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Options {
+    /// Where `bodyFileName`s are read from.
+    pub files: Option<PathBuf>,
+    /// The journal's limit.
+    pub journal_limit: Option<usize>,
+}
+
+#[derive(Debug)]
 pub(crate) struct Namespace {
     name: String,
+    options: Options,
     /// Ordered: priority ascending, then newest first.
     stubs: Vec<Arc<Mounted>>,
-    journal: Vec<Entry>,
+    journal: Journal,
+    /// Calls per stub id, for expectations: counted apart from the journal, which is bounded.
+    calls: HashMap<String, u64>,
     scenarios: HashMap<String, String>,
     pub on_miss: OnMiss,
     pub settings: Settings,
@@ -102,23 +87,32 @@ pub(crate) struct Namespace {
 }
 
 impl Namespace {
-    fn new(name: &str) -> Self {
+    fn new(name: &str, options: Options) -> Self {
         Namespace {
             name: name.to_string(),
-            ..Default::default()
+            journal: Journal::new(options.journal_limit),
+            options,
+            stubs: Vec::new(),
+            calls: HashMap::new(),
+            scenarios: HashMap::new(),
+            on_miss: OnMiss::default(),
+            settings: Settings::default(),
+            recorded: Vec::new(),
+            sequence: 0,
         }
     }
 
     /// Adds a stub, replacing one with the same id.
     pub fn mount(&mut self, stub: Stub) -> Result<String, StubError> {
-        Ok(self.insert(compile(stub)?))
+        let compiled = compile(stub, self.options.files.as_deref())?;
+        Ok(self.insert(compiled))
     }
 
     /// Mounts all or none: every stub is compiled before the first is added.
     pub fn mount_all(&mut self, stubs: Vec<Stub>) -> Result<Vec<String>, StubError> {
         let compiled = stubs
             .into_iter()
-            .map(compile)
+            .map(|stub| compile(stub, self.options.files.as_deref()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(compiled.into_iter().map(|c| self.insert(c)).collect())
     }
@@ -166,28 +160,89 @@ impl Namespace {
         self.stubs.clear();
     }
 
-    /// Back to empty: no stubs, journal, scenario states, recordings or settings.
+    /// Back to the start, as WireMock's reset: the stubs loaded from mapping files (marked
+    /// `persistent`) stay, every other stub goes, and so do the journal, call counts, scenario
+    /// states, recordings and settings.
     pub fn reset(&mut self) {
-        *self = Namespace::new(&self.name);
+        let kept: Vec<Arc<Mounted>> = self
+            .stubs
+            .iter()
+            .filter(|m| m.stub.persistent == Some(true))
+            .cloned()
+            .collect();
+        let sequence = self.sequence;
+        *self = Namespace::new(&self.name, self.options.clone());
+        self.stubs = kept;
+        self.sequence = sequence;
     }
 
+    /// WireMock's `POST /__admin/mappings/reset`: back to the stubs loaded from mapping files.
+    pub fn reset_stubs(&mut self) {
+        self.stubs.retain(|m| m.stub.persistent == Some(true));
+    }
+
+    /// Stops recording (if it was) and hands over what was recorded.
+    pub fn stop_recording(&mut self) -> Vec<Stub> {
+        if let OnMiss::Record(_) = self.on_miss {
+            self.on_miss = OnMiss::Fail;
+        }
+        self.take_recorded()
+    }
+
+    /// Forgets the requests received (the journal and the call counts).
     pub fn clear_journal(&mut self) {
         self.journal.clear();
+        self.calls.clear();
     }
 
     pub fn reset_scenarios(&mut self) {
         self.scenarios.clear();
     }
 
-    pub fn scenarios(&self) -> HashMap<String, String> {
-        let mut states: HashMap<String, String> = self
-            .stubs
-            .iter()
-            .filter_map(|m| m.stub.scenario_name.clone())
-            .map(|name| (name, STARTED.to_string()))
-            .collect();
-        states.extend(self.scenarios.clone());
-        states
+    /// Every scenario of the mounted stubs, by name.
+    pub fn scenarios(&self) -> Vec<Scenario> {
+        let mut all: BTreeMap<String, Scenario> = BTreeMap::new();
+        for mounted in &self.stubs {
+            let Some(name) = &mounted.stub.scenario_name else {
+                continue;
+            };
+            let scenario = all.entry(name.clone()).or_insert_with(|| Scenario {
+                id: name.clone(),
+                name: name.clone(),
+                state: self.scenario_state(name).to_string(),
+                possible_states: vec![STARTED.to_string()],
+                mappings: Vec::new(),
+            });
+            for state in [
+                &mounted.stub.required_scenario_state,
+                &mounted.stub.new_scenario_state,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if !scenario.possible_states.contains(state) {
+                    scenario.possible_states.push(state.clone());
+                }
+            }
+            scenario.mappings.push(mounted.stub.clone());
+        }
+        all.into_values().collect()
+    }
+
+    /// Puts a scenario in a state (WireMock's `PUT /__admin/scenarios/{name}/state`).
+    pub fn set_scenario_state(&mut self, name: &str, state: Option<&str>) -> Result<(), String> {
+        let Some(scenario) = self.scenarios().into_iter().find(|s| s.name == name) else {
+            return Err(format!("no stub is in a scenario named {name:?}"));
+        };
+        let state = state.unwrap_or(STARTED);
+        if !scenario.possible_states.iter().any(|s| s == state) {
+            return Err(format!(
+                "scenario {name:?} has no state {state:?}; its states are {:?}",
+                scenario.possible_states
+            ));
+        }
+        self.scenarios.insert(name.to_string(), state.to_string());
+        Ok(())
     }
 
     fn scenario_state(&self, name: &str) -> &str {
@@ -222,21 +277,24 @@ impl Namespace {
                 ) {
                     self.scenarios.insert(scenario.clone(), next.clone());
                 }
+                if mounted.stub.expect.is_some() {
+                    *self.calls.entry(mounted.id.clone()).or_default() += 1;
+                }
                 self.journal.push(Entry {
                     request,
-                    stub_id: Some(mounted.id.clone()),
+                    stub: Some(mounted.clone()),
                 });
                 Outcome::Matched(mounted)
             }
             None => {
                 // The explanation is the 404's body; a miss that is forwarded does not pay for it.
                 let unmatched = match self.on_miss {
-                    OnMiss::Fail => Some(Box::new(self.explain(&request))),
+                    OnMiss::Fail => Some(self.report(&request)),
                     _ => None,
                 };
                 self.journal.push(Entry {
                     request,
-                    stub_id: None,
+                    stub: None,
                 });
                 Outcome::Missed(unmatched, self.on_miss.clone())
             }
@@ -259,8 +317,28 @@ impl Namespace {
     }
 
     /// The three stubs nearest to `request`, with what did not match.
-    fn explain(&self, request: &ReceivedRequest) -> Unmatched {
-        let mut near: Vec<NearMiss> = self
+    pub fn explain(&self, request: &ReceivedRequest) -> Unmatched {
+        Unmatched {
+            request: request.logged(),
+            near_misses: self.nearest(request),
+        }
+    }
+
+    /// The 404 body for `request`: the explanation, as text.
+    pub fn report(&self, request: &ReceivedRequest) -> String {
+        let mut text = String::new();
+        let _ = write_report(
+            &mut text,
+            &request.method,
+            &request.url,
+            &self.nearest(request),
+        );
+        text
+    }
+
+    /// The three stubs nearest to `request`, nearest first, with every check.
+    fn nearest(&self, request: &ReceivedRequest) -> Vec<NearMiss> {
+        let mut near: Vec<(f64, &Arc<Mounted>, Vec<Check>)> = self
             .stubs
             .iter()
             .map(|m| {
@@ -277,43 +355,55 @@ impl Namespace {
                         details: Vec::new(),
                     });
                 }
-                NearMiss {
-                    stub_id: m.id.clone(),
-                    stub: m.stub.label(),
-                    distance: distance(&checks),
-                    checks: checks.into_iter().map(CheckReport::from).collect(),
-                }
+                (distance(&checks), m, checks)
             })
             .collect();
-        near.sort_by(|a, b| a.distance.total_cmp(&b.distance));
+        near.sort_by(|a, b| a.0.total_cmp(&b.0));
         near.truncate(3);
-        Unmatched {
-            request: request.logged(None),
-            near_misses: near,
-        }
-    }
-
-    pub fn journal(&self) -> Vec<LoggedRequest> {
-        self.journal
-            .iter()
-            .map(|e| e.request.logged(e.stub_id.as_deref()))
+        near.into_iter()
+            .map(|(distance, m, checks)| NearMiss {
+                stub_id: m.id.clone(),
+                stub: m.stub.label(),
+                distance,
+                checks,
+                stub_mapping: Some(m.stub.clone()),
+            })
             .collect()
     }
 
+    /// Every request received, oldest first, as serve events.
+    pub fn serve_events(&self) -> Vec<ServeEvent> {
+        self.journal.iter().map(Entry::event).collect()
+    }
+
+    /// The size of the journal, its limit, and how many requests the limit dropped.
+    pub fn journal_stats(&self) -> JournalStats {
+        JournalStats {
+            total: self.journal.len(),
+            limit: self.journal.limit(),
+            dropped: self.journal.dropped(),
+        }
+    }
+
+    /// The requests no stub matched, oldest first, each with its nearest stubs.
     pub fn unmatched(&self) -> Vec<Unmatched> {
         self.journal
             .iter()
-            .filter(|e| e.stub_id.is_none())
+            .filter(|e| e.stub.is_none())
             .map(|e| self.explain(&e.request))
             .collect()
     }
 
+    fn compile_pattern(pattern: &RequestPattern) -> Result<Matcher, StubError> {
+        Matcher::compile(pattern).map_err(|source| StubError::InvalidStub {
+            stub: "(request pattern)".into(),
+            source,
+        })
+    }
+
     /// How many journalled requests match `pattern`.
     pub fn count(&self, pattern: &RequestPattern) -> Result<u64, StubError> {
-        let matcher = Matcher::compile(pattern).map_err(|source| StubError::InvalidStub {
-            stub: "(count pattern)".into(),
-            source,
-        })?;
+        let matcher = Self::compile_pattern(pattern)?;
         Ok(self
             .journal
             .iter()
@@ -321,20 +411,56 @@ impl Namespace {
             .count() as u64)
     }
 
+    /// The journalled requests that match `pattern`, oldest first.
+    pub fn find(&self, pattern: &RequestPattern) -> Result<Vec<LoggedRequest>, StubError> {
+        let matcher = Self::compile_pattern(pattern)?;
+        Ok(self
+            .journal
+            .iter()
+            .filter(|e| matcher.is_match(&e.request))
+            .map(|e| e.event().request)
+            .collect())
+    }
+
+    /// The journalled requests nearest to `pattern` (at most three, nearest first), each with
+    /// the pattern's checks against it (WireMock's `/__admin/near-misses/request-pattern`).
+    pub fn near_requests(&self, pattern: &RequestPattern) -> Result<Vec<Unmatched>, StubError> {
+        let matcher = Self::compile_pattern(pattern)?;
+        let mut near: Vec<(f64, Unmatched)> = self
+            .journal
+            .iter()
+            .map(|e| {
+                let checks = matcher.explain(&e.request);
+                let distance = distance(&checks);
+                let miss = NearMiss {
+                    stub_id: String::new(),
+                    stub: "(request pattern)".into(),
+                    distance,
+                    checks,
+                    stub_mapping: None,
+                };
+                (
+                    distance,
+                    Unmatched {
+                        request: e.request.logged(),
+                        near_misses: vec![miss],
+                    },
+                )
+            })
+            .collect();
+        near.sort_by(|a, b| a.0.total_cmp(&b.0));
+        near.truncate(3);
+        Ok(near.into_iter().map(|(_, u)| u).collect())
+    }
+
     /// Checks every stub's expected call count.
     pub fn verify(&self) -> Result<(), VerificationFailure> {
-        let mut calls: HashMap<&str, u64> = HashMap::new();
-        for entry in &self.journal {
-            if let Some(id) = &entry.stub_id {
-                *calls.entry(id.as_str()).or_default() += 1;
-            }
-        }
         let failed: Vec<FailedExpectation> = self
             .stubs
             .iter()
             .filter_map(|m| {
                 let expected = m.stub.expect?;
-                let count = calls.get(m.id.as_str()).copied().unwrap_or(0);
+                let count = self.calls.get(m.id.as_str()).copied().unwrap_or(0);
                 (!expected.admits(count)).then(|| FailedExpectation {
                     stub_id: m.id.clone(),
                     stub: m.stub.label(),
@@ -358,6 +484,7 @@ impl Namespace {
 #[derive(Debug)]
 pub(crate) struct Namespaces {
     all: RwLock<HashMap<String, Arc<Mutex<Namespace>>>>,
+    options: Options,
 }
 
 /// A namespace name: letters, digits, `-`, `_` and `.`, so it is one path segment.
@@ -370,11 +497,15 @@ pub(crate) fn valid_name(name: &str) -> bool {
 }
 
 impl Namespaces {
-    pub fn new() -> Self {
+    pub fn new(options: Options) -> Self {
         let mut all = HashMap::new();
-        all.insert(String::new(), Arc::new(Mutex::new(Namespace::new(""))));
+        all.insert(
+            String::new(),
+            Arc::new(Mutex::new(Namespace::new("", options.clone()))),
+        );
         Namespaces {
             all: RwLock::new(all),
+            options,
         }
     }
 
@@ -399,12 +530,22 @@ impl Namespaces {
         let mut all = self.all.write().unwrap_or_else(|e| e.into_inner());
         all.entry(name.to_string())
             .or_insert_with(|| {
-                let mut namespace = Namespace::new(name);
+                let mut namespace = Namespace::new(name, self.options.clone());
                 namespace.sequence = root_stubs.iter().map(|m| m.sequence).max().unwrap_or(0);
                 namespace.stubs = root_stubs;
                 Arc::new(Mutex::new(namespace))
             })
             .clone()
+    }
+
+    /// Back to a fresh server: no named namespaces, and an empty root.
+    pub fn reset_all(&self) {
+        let mut all = self.all.write().unwrap_or_else(|e| e.into_inner());
+        all.clear();
+        all.insert(
+            String::new(),
+            Arc::new(Mutex::new(Namespace::new("", self.options.clone()))),
+        );
     }
 
     /// Removes a named namespace; the root stays.

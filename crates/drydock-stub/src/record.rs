@@ -230,6 +230,7 @@ pub(crate) async fn forward(
         .await
         .map_err(|e| failed(format!("reading the body: {}", error_chain(&e))))?;
     Ok(Rendered {
+        reason: None,
         status,
         headers,
         body,

@@ -2,6 +2,7 @@
 
 use std::{
     borrow::Cow,
+    collections::BTreeMap,
     sync::{
         atomic::{AtomicU64, Ordering},
         OnceLock,
@@ -30,6 +31,10 @@ pub(crate) struct ReceivedRequest {
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
     pub logged_at_ms: u64,
+    /// The client's address (empty when unknown).
+    pub client_ip: String,
+    /// Whether it came over TLS.
+    pub https: bool,
     json: OnceLock<Option<Value>>,
 }
 
@@ -53,6 +58,8 @@ impl ReceivedRequest {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or_default(),
+            client_ip: String::new(),
+            https: false,
             json: OnceLock::new(),
         }
     }
@@ -89,30 +96,110 @@ impl ReceivedRequest {
             .as_ref()
     }
 
-    /// The journal's view.
-    pub fn logged(&self, stub_id: Option<&str>) -> LoggedRequest {
-        let (body, body_base64) = match std::str::from_utf8(&self.body) {
-            Ok(text) => (text.to_string(), None),
-            Err(_) => (
-                String::new(),
-                Some(base64::engine::general_purpose::STANDARD.encode(&self.body)),
-            ),
+    /// The journal's view, in WireMock's shape.
+    pub fn logged(&self) -> LoggedRequest {
+        let body_as_base64 = base64::engine::general_purpose::STANDARD.encode(&self.body);
+        let host_header = self.header_values("host").next().unwrap_or_default();
+        let (host, port) = match host_header.rsplit_once(':') {
+            Some((host, port)) if port.parse::<u16>().is_ok() => {
+                (host.to_string(), port.parse().unwrap_or(80))
+            }
+            _ => (host_header.to_string(), if self.https { 443 } else { 80 }),
         };
+        let scheme = if self.https { "https" } else { "http" };
+        let mut query_params: BTreeMap<String, QueryParameter> = BTreeMap::new();
+        for (name, value) in &self.query {
+            query_params
+                .entry(name.clone())
+                .or_insert_with(|| QueryParameter {
+                    key: name.clone(),
+                    values: Vec::new(),
+                })
+                .values
+                .push(value.clone());
+        }
         LoggedRequest {
             id: self.id.to_string(),
-            method: self.method.clone(),
             url: self.url.clone(),
+            absolute_url: format!("{scheme}://{host_header}{}", self.url),
+            method: self.method.clone(),
+            client_ip: self.client_ip.clone(),
             headers: self.headers.clone(),
-            body,
-            body_as_base64: body_base64,
+            cookies: self
+                .cookies()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: String::from_utf8_lossy(&self.body).into_owned(),
+            body_as_base64,
             logged_date: self.logged_at_ms,
-            was_matched: stub_id.is_some(),
-            stub_id: stub_id.map(String::from),
+            logged_date_string: iso8601(self.logged_at_ms),
+            query_params,
+            browser_proxy_request: false,
+            protocol: "HTTP/1.1".into(),
+            scheme: scheme.into(),
+            host,
+            port,
+            was_matched: false,
+            stub_id: None,
         }
+    }
+
+    /// A request rebuilt from a logged one (to ask which stubs come near it).
+    pub fn from_logged(logged: &LoggedRequest) -> Self {
+        let body = if logged.body_as_base64.is_empty() {
+            Bytes::from(logged.body.clone())
+        } else {
+            base64::engine::general_purpose::STANDARD
+                .decode(&logged.body_as_base64)
+                .map(Bytes::from)
+                .unwrap_or_else(|_| Bytes::from(logged.body.clone()))
+        };
+        let headers = logged
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+            .collect();
+        ReceivedRequest::new(&logged.method, &logged.url, headers, body)
     }
 }
 
-/// A request in the journal.
+/// Milliseconds since the epoch as `2026-11-30T11:47:15.756Z`.
+fn iso8601(ms: u64) -> String {
+    let (days, rest) = ((ms / 86_400_000) as i64, ms % 86_400_000);
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3_600_000,
+        rest / 60_000 % 60,
+        rest / 1000 % 60,
+        rest % 1000
+    )
+}
+
+/// One query parameter of a logged request, as WireMock writes it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryParameter {
+    /// Its name.
+    pub key: String,
+    /// Its values, in order.
+    pub values: Vec<String>,
+}
+
+/// A request in the journal, in WireMock's `LoggedRequest` shape (what `/__admin/requests`
+/// serves under `request`, and `/__admin/requests/find` lists).
+///
+/// Header names are in lower case (HTTP/1.1 names are case-insensitive; the server does not keep
+/// the case a client sent). [`was_matched`](Self::was_matched) and [`stub_id`](Self::stub_id)
+/// come from the serve event the request belongs to.
 ///
 /// ```
 /// # async fn demo() -> Result<(), drydock_stub::StubError> {
@@ -122,29 +209,52 @@ impl ReceivedRequest {
 /// }
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 #[non_exhaustive]
 pub struct LoggedRequest {
-    /// The request's id.
+    /// The request's id (the serve event's, as a number in this process).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub id: String,
-    /// Its method.
-    pub method: String,
     /// Path and query string, inside its namespace.
     pub url: String,
-    /// Headers as received (names in lower case).
+    /// Scheme, host and port as the client addressed them, and `url`.
+    pub absolute_url: String,
+    /// Its method.
+    pub method: String,
+    /// The client's address.
+    pub client_ip: String,
+    /// Headers as received (names in lower case): in JSON an object whose values are a string,
+    /// or an array for a repeated header.
+    #[serde(with = "header_map")]
     pub headers: Vec<(String, String)>,
-    /// The body, when it is text.
+    /// Cookies by name.
+    pub cookies: BTreeMap<String, String>,
+    /// The body as text (invalid UTF-8 replaced).
     pub body: String,
-    /// The body in base64, when it is not text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body_as_base64: Option<String>,
+    /// The body's bytes in base64.
+    pub body_as_base64: String,
     /// When it arrived (ms since the Unix epoch).
     pub logged_date: u64,
-    /// Whether a stub answered it.
+    /// When it arrived, ISO 8601.
+    pub logged_date_string: String,
+    /// Query parameters by name.
+    pub query_params: BTreeMap<String, QueryParameter>,
+    /// Always false: the stub is no browser proxy.
+    pub browser_proxy_request: bool,
+    /// `HTTP/1.1`.
+    pub protocol: String,
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The host the client addressed.
+    pub host: String,
+    /// The port the client addressed.
+    pub port: u16,
+    /// Whether a stub answered it (from its serve event; not part of WireMock's request JSON).
+    #[serde(skip)]
     pub was_matched: bool,
-    /// The stub that answered it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The stub that answered it (from its serve event).
+    #[serde(skip)]
     pub stub_id: Option<String>,
 }
 
@@ -155,5 +265,96 @@ impl LoggedRequest {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The body's bytes.
+    pub fn body_bytes(&self) -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.body_as_base64)
+            .unwrap_or_else(|_| self.body.clone().into_bytes())
+    }
+}
+
+/// Headers as WireMock writes them: `{"name": "value", "repeated": ["a", "b"]}`.
+mod header_map {
+    use serde::{ser::SerializeMap, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        headers: &[(String, String)],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut names: Vec<&str> = Vec::new();
+        for (name, _) in headers {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+        let mut map = serializer.serialize_map(Some(names.len()))?;
+        for name in names {
+            let values: Vec<&str> = headers
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+                .collect();
+            if let [one] = values.as_slice() {
+                map.serialize_entry(name, one)?;
+            } else {
+                map.serialize_entry(name, &values)?;
+            }
+        }
+        map.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<(String, String)>, D::Error> {
+        let map = indexmap_free::OrderedMap::deserialize(deserializer)?;
+        Ok(map
+            .0
+            .into_iter()
+            .flat_map(|(name, values)| {
+                values
+                    .into_vec()
+                    .into_iter()
+                    .map(move |v| (name.clone(), v))
+            })
+            .collect())
+    }
+
+    /// A JSON object read in order, without a map crate.
+    mod indexmap_free {
+        use std::fmt;
+
+        use serde::{
+            de::{MapAccess, Visitor},
+            Deserialize, Deserializer,
+        };
+
+        use crate::model::HeaderValues;
+
+        pub struct OrderedMap(pub Vec<(String, HeaderValues)>);
+
+        impl<'de> Deserialize<'de> for OrderedMap {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct Ordered;
+                impl<'de> Visitor<'de> for Ordered {
+                    type Value = OrderedMap;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("an object of header values")
+                    }
+                    fn visit_map<A: MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<OrderedMap, A::Error> {
+                        let mut entries = Vec::new();
+                        while let Some(entry) = map.next_entry::<String, HeaderValues>()? {
+                            entries.push(entry);
+                        }
+                        Ok(OrderedMap(entries))
+                    }
+                }
+                deserializer.deserialize_map(Ordered)
+            }
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Responses compiled for serving: bodies decoded, templates parsed, delays drawn.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -9,10 +9,11 @@ use handlebars::{
 };
 use hyper::{header::HeaderName, http::HeaderValue, StatusCode};
 use rand::Rng;
+use rand_distr::{Distribution, LogNormal};
 use serde_json::{json, Map, Value};
 
 use crate::{
-    error::InvalidStub,
+    invalid::InvalidStub,
     model::{ChunkedDribble, DelayDistribution, Fault, Response, TEMPLATE_TRANSFORMER},
     request::ReceivedRequest,
 };
@@ -21,6 +22,8 @@ use crate::{
 #[derive(Debug)]
 pub(crate) struct Responder {
     pub status: StatusCode,
+    /// `statusMessage`: the reason phrase sent instead of the standard one.
+    pub reason: Option<Bytes>,
     headers: Vec<(HeaderName, String)>,
     /// The headers as sent when they are not templates, parsed once.
     fixed_headers: Vec<(HeaderName, HeaderValue)>,
@@ -47,12 +50,15 @@ const BODY: &str = "body";
 /// A response as rendered for one request.
 pub(crate) struct Rendered {
     pub status: StatusCode,
+    /// A reason phrase other than the standard one.
+    pub reason: Option<Bytes>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
 }
 
 impl Responder {
-    pub fn compile(response: &Response) -> Result<Self, InvalidStub> {
+    /// Compiles a response; `files` is where `bodyFileName` is read from (WireMock's `__files`).
+    pub fn compile(response: &Response, files: Option<&Path>) -> Result<Self, InvalidStub> {
         let status = StatusCode::from_u16(response.status).map_err(|_| {
             InvalidStub::new(
                 "response.status",
@@ -71,12 +77,30 @@ impl Responder {
                 "sets more than one of body, jsonBody, base64Body, bodyFileName: keep one",
             ));
         }
-        if let Some(name) = &response.body_file_name {
-            return Err(InvalidStub::new(
-                "response.bodyFileName",
-                format!("{name:?} can only be read from a mapping directory's __files; load the directory (`load_dir`, `--mappings`) or inline the body"),
-            ));
-        }
+        let file_body = match (&response.body_file_name, files) {
+            (None, _) => None,
+            (Some(name), None) => {
+                return Err(InvalidStub::new(
+                    "response.bodyFileName",
+                    format!("{name:?}: this server has no files directory; start it with one (`StubServer::builder().files(dir)`, `--root-dir`) or load a mapping directory, whose __files are read"),
+                ))
+            }
+            (Some(name), Some(dir)) => {
+                let path = dir.join(name);
+                if !path.starts_with(dir) || name.split(['/', '\\']).any(|p| p == "..") {
+                    return Err(InvalidStub::new(
+                        "response.bodyFileName",
+                        format!("{name:?} is outside the files directory"),
+                    ));
+                }
+                Some(std::fs::read(&path).map_err(|e| {
+                    InvalidStub::new(
+                        "response.bodyFileName",
+                        format!("{name:?}: {} cannot be read: {e}", path.display()),
+                    )
+                })?)
+            }
+        };
         let mut headers = Vec::new();
         for (name, values) in &response.headers {
             let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
@@ -95,17 +119,14 @@ impl Responder {
                 headers.push((header.clone(), value.clone()));
             }
         }
+        let file_text = file_body
+            .as_ref()
+            .and_then(|bytes| std::str::from_utf8(bytes).ok().map(String::from));
         let body_text = match (&response.body, &response.json_body, &response.base64_body) {
             (Some(text), _, _) => Some(text.clone()),
-            (_, Some(json), _) => {
-                if !headers
-                    .iter()
-                    .any(|(n, _)| n == hyper::header::CONTENT_TYPE)
-                {
-                    headers.push((hyper::header::CONTENT_TYPE, "application/json".into()));
-                }
-                Some(json.to_string())
-            }
+            _ if file_text.is_some() => file_text,
+            // As WireMock: no content type unless the stub sets one (`Response::json` does).
+            (_, Some(json), _) => Some(json.to_string()),
             _ => None,
         };
         let body = match (&body_text, &response.base64_body) {
@@ -117,7 +138,7 @@ impl Responder {
                         InvalidStub::new("response.base64Body", format!("is not base64: {e}"))
                     })?,
             ),
-            (None, None) => Bytes::new(),
+            (None, None) => file_body.map(Bytes::from).unwrap_or_default(),
         };
         let mut templates = None;
         for transformer in &response.transformers {
@@ -175,8 +196,21 @@ impl Responder {
             .iter()
             .filter_map(|(n, v)| HeaderValue::from_str(v).ok().map(|v| (n.clone(), v)))
             .collect();
+        let reason = match &response.status_message {
+            None => None,
+            Some(message) => {
+                HeaderValue::from_str(message).map_err(|_| {
+                    InvalidStub::new(
+                        "response.statusMessage",
+                        format!("{message:?} cannot be a reason phrase (visible ASCII, spaces and tabs)"),
+                    )
+                })?;
+                Some(Bytes::from(message.clone()))
+            }
+        };
         Ok(Responder {
             status,
+            reason,
             fixed_headers,
             headers,
             body,
@@ -200,6 +234,7 @@ impl Responder {
             Ok(rendered) => rendered,
             Err(message) => Rendered {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
+                reason: None,
                 headers: vec![(
                     hyper::header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -215,6 +250,7 @@ impl Responder {
         let Some(Templates(registry)) = &self.templates else {
             return Ok(Rendered {
                 status: self.status,
+                reason: self.reason.clone(),
                 headers: self.fixed_headers.clone(),
                 body: self.body.clone(),
             });
@@ -236,6 +272,7 @@ impl Responder {
         }
         Ok(Rendered {
             status: self.status,
+            reason: self.reason.clone(),
             headers,
             body,
         })
@@ -251,10 +288,9 @@ pub(crate) fn draw(distribution: Option<&DelayDistribution>) -> Duration {
             Duration::from_millis(rng.random_range(*lower..=*upper))
         }
         Some(DelayDistribution::Lognormal { median, sigma }) => {
-            // Box–Muller: one standard normal draw.
-            let (u1, u2): (f64, f64) = (rng.random_range(f64::EPSILON..1.0), rng.random());
-            let normal = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-            let millis = median * (sigma * normal).exp();
+            let millis = LogNormal::new(median.max(f64::MIN_POSITIVE).ln(), sigma.max(0.0))
+                .map(|d| d.sample(&mut rng))
+                .unwrap_or(*median);
             Duration::from_millis(millis.clamp(0.0, 3_600_000.0) as u64)
         }
     }

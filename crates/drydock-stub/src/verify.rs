@@ -4,7 +4,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{matching::Check, model::Times, request::LoggedRequest};
+use crate::{
+    model::{Stub, Times},
+    request::LoggedRequest,
+};
 
 /// A request no stub matched, with the stubs that came closest and what did not match.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -29,14 +32,18 @@ pub struct NearMiss {
     /// The share of its checks that failed: 0 would have matched, 1 matched nothing.
     pub distance: f64,
     /// Each check, matched or not.
-    pub checks: Vec<CheckReport>,
+    pub checks: Vec<Check>,
+    /// The stub itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stub_mapping: Option<Stub>,
 }
 
-/// One check of a near miss, in a form that survives the admin API.
+/// One part of a pattern checked against a request: what the stub wants, what the request had,
+/// and whether they matched. Near-miss reports are made of these.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
-pub struct CheckReport {
+pub struct Check {
     /// `method`, `url path`, `header x-api-key`, `body`, `scenario checkout`, …
     pub what: String,
     /// What the stub wants.
@@ -45,22 +52,13 @@ pub struct CheckReport {
     pub actual: String,
     /// Whether it matched.
     pub matched: bool,
-    /// JSON differences, one per line.
+    /// JSON (or XML) differences, one per line.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<String>,
 }
 
-impl From<Check> for CheckReport {
-    fn from(c: Check) -> Self {
-        CheckReport {
-            what: c.what,
-            expected: c.expected,
-            actual: c.actual,
-            matched: c.matched,
-            details: c.details,
-        }
-    }
-}
+/// The name [`Check`] had in near-miss reports; the same type.
+pub type CheckReport = Check;
 
 impl fmt::Display for Unmatched {
     /// ```text
@@ -72,55 +70,66 @@ impl fmt::Display for Unmatched {
     ///                  $.amount: expected 10, got 12
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
+        write_report(
             f,
-            "No stub matched {} {}",
-            self.request.method, self.request.url
-        )?;
-        let Some(nearest) = self.near_misses.first() else {
-            return writeln!(f, "  (no stubs are mounted)");
-        };
-        let failed = nearest.checks.iter().filter(|c| !c.matched).count();
-        writeln!(
-            f,
-            "Nearest stub: {} (id {}), {failed} of {} checks failed",
-            nearest.stub,
-            nearest.stub_id,
-            nearest.checks.len()
-        )?;
-        let width = nearest
-            .checks
-            .iter()
-            .map(|c| c.what.len())
-            .max()
-            .unwrap_or(0);
-        for check in &nearest.checks {
-            if check.matched {
-                writeln!(f, "  ok   {:width$}  {}", check.what, check.actual)?;
-            } else {
-                writeln!(
-                    f,
-                    "  FAIL {:width$}  expected {}",
-                    check.what, check.expected
-                )?;
-                writeln!(f, "       {:width$}  got      {}", "", check.actual)?;
-                for detail in &check.details {
-                    writeln!(f, "       {:width$}  {detail}", "")?;
-                }
-            }
-        }
-        for other in &self.near_misses[1..] {
+            &self.request.method,
+            &self.request.url,
+            &self.near_misses,
+        )
+    }
+}
+
+/// The near-miss report of a request (what `Unmatched` displays, and a 404's body).
+pub(crate) fn write_report(
+    f: &mut impl fmt::Write,
+    method: &str,
+    url: &str,
+    near_misses: &[NearMiss],
+) -> fmt::Result {
+    writeln!(f, "No stub matched {method} {url}")?;
+    let Some(nearest) = near_misses.first() else {
+        return writeln!(f, "  (no stubs are mounted)");
+    };
+    let failed = nearest.checks.iter().filter(|c| !c.matched).count();
+    writeln!(
+        f,
+        "Nearest stub: {} (id {}), {failed} of {} checks failed",
+        nearest.stub,
+        nearest.stub_id,
+        nearest.checks.len()
+    )?;
+    let width = nearest
+        .checks
+        .iter()
+        .map(|c| c.what.len())
+        .max()
+        .unwrap_or(0);
+    for check in &nearest.checks {
+        if check.matched {
+            writeln!(f, "  ok   {:width$}  {}", check.what, check.actual)?;
+        } else {
             writeln!(
                 f,
-                "Also near: {} (id {}), {} of {} checks failed",
-                other.stub,
-                other.stub_id,
-                other.checks.iter().filter(|c| !c.matched).count(),
-                other.checks.len()
+                "  FAIL {:width$}  expected {}",
+                check.what, check.expected
             )?;
+            writeln!(f, "       {:width$}  got      {}", "", check.actual)?;
+            for detail in &check.details {
+                writeln!(f, "       {:width$}  {detail}", "")?;
+            }
         }
-        Ok(())
     }
+    for other in &near_misses[1..] {
+        writeln!(
+            f,
+            "Also near: {} (id {}), {} of {} checks failed",
+            other.stub,
+            other.stub_id,
+            other.checks.iter().filter(|c| !c.matched).count(),
+            other.checks.len()
+        )?;
+    }
+    Ok(())
 }
 
 /// A stub called a number of times its expectation does not admit.

@@ -93,10 +93,17 @@ fn unsupported_and_malformed_mappings_name_the_file_and_field() {
         "{multipart}"
     );
 
-    let xml =
-        load_error(r#"{"request": {"bodyPatterns": [{"equalToXml": "<a/>"}]}, "response": {}}"#);
+    let xpath =
+        load_error(r#"{"request": {"bodyPatterns": [{"matchesXPath": "/a"}]}, "response": {}}"#);
     assert!(
-        xml.contains("`request.bodyPatterns[0].equalToXml`: unknown field `equalToXml`"),
+        xpath.contains("`request.bodyPatterns[0].matchesXPath`: unknown field `matchesXPath`"),
+        "{xpath}"
+    );
+
+    let xml =
+        load_error(r#"{"request": {"bodyPatterns": [{"equalToXml": "<a>"}]}, "response": {}}"#);
+    assert!(
+        xml.contains("`request.bodyPatterns[0].equalToXml` is not XML"),
         "{xml}"
     );
 
@@ -148,13 +155,13 @@ async fn bad_admin_requests_are_rejected_and_the_server_keeps_serving() -> Resul
     let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
         (
             c.post(format!("{admin}/mappings")).body("{not json"),
-            400,
+            422,
             "the body is not a valid stub mapping",
         ),
         (
             c.post(format!("{admin}/mappings"))
                 .body(r#"{"request": {"urlPatern": "/x"}}"#),
-            400,
+            422,
             "at `request.urlPatern`: unknown field `urlPatern`",
         ),
         (
@@ -171,10 +178,10 @@ async fn bad_admin_requests_are_rejected_and_the_server_keeps_serving() -> Resul
         ),
         (
             c.post(format!("{admin}/mappings/import")).body(
-                r#"{"mappings": [{"request": {"url": "/ok"}}, {"request": {"bodyPatterns": [{"equalToXml": "<a/>"}]}}]}"#,
+                r#"{"mappings": [{"request": {"url": "/ok"}}, {"request": {"bodyPatterns": [{"matchesXPath": "/a"}]}}]}"#,
             ),
-            400,
-            "mappings[1] `request.bodyPatterns[0].equalToXml`: unknown field `equalToXml`",
+            422,
+            "mappings[1] `request.bodyPatterns[0].matchesXPath`: unknown field `matchesXPath`",
         ),
         (
             c.post(format!("{admin}/mappings/import")).body(

@@ -7,13 +7,15 @@
 
 mod request;
 mod response;
+mod times;
 
 use serde::{Deserialize, Serialize};
 
-pub use request::{BodyPattern, JsonPathPattern, RequestPattern, StringMatcher};
+pub use request::{BasicCredentials, BodyPattern, JsonPathPattern, RequestPattern, StringMatcher};
 pub use response::{
     ChunkedDribble, DelayDistribution, Fault, HeaderValues, Response, TEMPLATE_TRANSFORMER,
 };
+pub use times::Times;
 
 /// The scenario state every scenario starts in, as in WireMock.
 pub const STARTED: &str = "Started";
@@ -121,74 +123,70 @@ impl Stub {
         self
     }
 
-    fn clear_url(&mut self) {
-        let r = &mut self.request;
-        (
-            r.url,
-            r.url_path,
-            r.url_pattern,
-            r.url_path_pattern,
-            r.url_path_prefix,
-        ) = (None, None, None, None, None);
+    /// Changes the pattern with one of [`RequestPattern`]'s methods.
+    fn pattern(mut self, change: impl FnOnce(RequestPattern) -> RequestPattern) -> Self {
+        self.request = change(std::mem::take(&mut self.request));
+        self
     }
 
     /// Matches exactly this path (WireMock `urlPath`).
-    pub fn path(mut self, path: impl Into<String>) -> Self {
-        self.clear_url();
-        self.request.url_path = Some(path.into());
-        self
+    pub fn path(self, path: impl Into<String>) -> Self {
+        self.pattern(|r| r.path(path))
     }
 
     /// Matches paths starting with `prefix` (*extension* `urlPathPrefix`).
-    pub fn path_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.clear_url();
-        self.request.url_path_prefix = Some(prefix.into());
-        self
+    pub fn path_prefix(self, prefix: impl Into<String>) -> Self {
+        self.pattern(|r| r.path_prefix(prefix))
     }
 
     /// Matches paths against a regular expression, anchored at both ends (WireMock `urlPathPattern`).
-    pub fn path_regex(mut self, regex: impl Into<String>) -> Self {
-        self.clear_url();
-        self.request.url_path_pattern = Some(regex.into());
-        self
+    pub fn path_regex(self, regex: impl Into<String>) -> Self {
+        self.pattern(|r| r.path_regex(regex))
+    }
+
+    /// Matches paths of this shape (WireMock `urlPathTemplate`): `/orders/{id}`.
+    pub fn path_template(self, template: impl Into<String>) -> Self {
+        self.pattern(|r| r.url_path_template(template))
+    }
+
+    /// Tests the value of one of the path template's variables.
+    pub fn path_parameter(self, name: impl Into<String>, matcher: StringMatcher) -> Self {
+        self.pattern(|r| r.path_parameter(name, matcher))
     }
 
     /// Matches exactly this path and query string (WireMock `url`).
-    pub fn url(mut self, url: impl Into<String>) -> Self {
-        self.clear_url();
-        self.request.url = Some(url.into());
-        self
+    pub fn url(self, url: impl Into<String>) -> Self {
+        self.pattern(|r| r.url(url))
     }
 
     /// Matches path and query string against a regular expression (WireMock `urlPattern`).
-    pub fn url_regex(mut self, regex: impl Into<String>) -> Self {
-        self.clear_url();
-        self.request.url_pattern = Some(regex.into());
-        self
+    pub fn url_regex(self, regex: impl Into<String>) -> Self {
+        self.pattern(|r| r.url_regex(regex))
     }
 
     /// Requires a query parameter (one of its values, when repeated) to match.
-    pub fn query(mut self, name: impl Into<String>, matcher: StringMatcher) -> Self {
-        self.request.query_parameters.insert(name.into(), matcher);
-        self
+    pub fn query(self, name: impl Into<String>, matcher: StringMatcher) -> Self {
+        self.pattern(|r| r.query(name, matcher))
     }
 
     /// Requires a header (names are case-insensitive) to match; see [`StringMatcher::absent`].
-    pub fn header(mut self, name: impl Into<String>, matcher: StringMatcher) -> Self {
-        self.request.headers.insert(name.into(), matcher);
-        self
+    pub fn header(self, name: impl Into<String>, matcher: StringMatcher) -> Self {
+        self.pattern(|r| r.header(name, matcher))
     }
 
     /// Requires a cookie to match.
-    pub fn cookie(mut self, name: impl Into<String>, matcher: StringMatcher) -> Self {
-        self.request.cookies.insert(name.into(), matcher);
-        self
+    pub fn cookie(self, name: impl Into<String>, matcher: StringMatcher) -> Self {
+        self.pattern(|r| r.cookie(name, matcher))
+    }
+
+    /// Requires HTTP basic authentication with these credentials (WireMock `basicAuthCredentials`).
+    pub fn basic_auth(self, username: impl Into<String>, password: impl Into<String>) -> Self {
+        self.pattern(|r| r.basic_auth(username, password))
     }
 
     /// Requires the body to match; several body patterns must all match.
-    pub fn body(mut self, pattern: BodyPattern) -> Self {
-        self.request.body_patterns.push(pattern);
-        self
+    pub fn body(self, pattern: BodyPattern) -> Self {
+        self.pattern(|r| r.body(pattern))
     }
 
     /// 1 is the highest priority; 5 is the default.
@@ -233,9 +231,10 @@ impl Stub {
         self
     }
 
-    /// How often the stub must be called; checked by `verify` and when the server is dropped.
-    pub fn expect(mut self, times: Times) -> Self {
-        self.expect = Some(times);
+    /// How often the stub must be called; checked by `verify` and when the server is dropped:
+    /// `expect(1)`, `expect(1..=3)`, `expect(2..)`, `expect(..=1)`, `expect(Times::NEVER)`.
+    pub fn expect(mut self, times: impl Into<Times>) -> Self {
+        self.expect = Some(times.into());
         self
     }
 
@@ -257,53 +256,11 @@ impl Stub {
             &r.url_pattern,
             &r.url_path_pattern,
             &r.url_path_prefix,
+            &r.url_path_template,
         ]
         .into_iter()
         .find_map(|u| u.clone())
         .unwrap_or_else(|| "(any url)".into());
         format!("{} {url}", r.method.as_deref().unwrap_or("ANY"))
-    }
-}
-
-/// How often a stub must be called.
-///
-/// ```
-/// use drydock_stub::Times;
-/// assert!(Times::AtLeast(2).admits(3));
-/// assert!(!Times::Exactly(0).admits(1));
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub enum Times {
-    /// Exactly this many calls; `Exactly(0)` is "never".
-    Exactly(u64),
-    /// This many or more.
-    AtLeast(u64),
-    /// This many or fewer.
-    AtMost(u64),
-}
-
-impl Times {
-    /// No call at all.
-    pub const NEVER: Times = Times::Exactly(0);
-
-    /// Whether `count` calls satisfy the expectation.
-    pub fn admits(self, count: u64) -> bool {
-        match self {
-            Times::Exactly(n) => count == n,
-            Times::AtLeast(n) => count >= n,
-            Times::AtMost(n) => count <= n,
-        }
-    }
-}
-
-impl std::fmt::Display for Times {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Times::Exactly(0) => write!(f, "never"),
-            Times::Exactly(n) => write!(f, "exactly {n}"),
-            Times::AtLeast(n) => write!(f, "at least {n}"),
-            Times::AtMost(n) => write!(f, "at most {n}"),
-        }
     }
 }

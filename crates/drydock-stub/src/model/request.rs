@@ -29,9 +29,16 @@ pub struct RequestPattern {
     /// The path, by regular expression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_path_pattern: Option<String>,
+    /// The path fits this template: `/orders/{id}` matches `/orders/7` (each `{name}` is one
+    /// non-empty segment); `path_parameters` can test the values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_path_template: Option<String>,
     /// *Extension*: the path starts with this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_path_prefix: Option<String>,
+    /// Tests on the values of `url_path_template`'s variables (decoded), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub path_parameters: BTreeMap<String, StringMatcher>,
     /// Query parameters by name (decoded).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub query_parameters: BTreeMap<String, StringMatcher>,
@@ -41,9 +48,153 @@ pub struct RequestPattern {
     /// Cookies by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub cookies: BTreeMap<String, StringMatcher>,
+    /// HTTP basic credentials the `Authorization` header must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth_credentials: Option<BasicCredentials>,
     /// Patterns the body must all match.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub body_patterns: Vec<BodyPattern>,
+}
+
+/// WireMock's `basicAuthCredentials`: the request's `Authorization` header is exactly
+/// `Basic base64(username:password)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BasicCredentials {
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+impl BasicCredentials {
+    /// Credentials for `username` and `password`.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        BasicCredentials {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+}
+
+/// Building a pattern: what [`Stub`](crate::Stub)'s matcher methods do, for a pattern on its own
+/// (to count or find requests, or to ask for near misses).
+///
+/// ```
+/// use drydock_stub::{RequestPattern, StringMatcher};
+///
+/// let paid = RequestPattern::new("POST", "/charges").header("idempotency-key", StringMatcher::present());
+/// let any_order = RequestPattern::any().url_path_template("/orders/{id}");
+/// # let _ = (paid, any_order);
+/// ```
+impl RequestPattern {
+    /// `method` requests to exactly `path` (the method as written: WireMock compares it exactly,
+    /// so use upper case).
+    pub fn new(method: impl Into<String>, path: impl Into<String>) -> Self {
+        RequestPattern {
+            method: Some(method.into()),
+            url_path: Some(path.into()),
+            ..Default::default()
+        }
+    }
+
+    /// Every request; narrow it with the other methods.
+    pub fn any() -> Self {
+        RequestPattern::default()
+    }
+
+    /// Matches this method only (`ANY` for every method).
+    pub fn method(mut self, method: impl Into<String>) -> Self {
+        self.method = Some(method.into());
+        self
+    }
+
+    fn clear_url(&mut self) {
+        self.url = None;
+        self.url_path = None;
+        self.url_pattern = None;
+        self.url_path_pattern = None;
+        self.url_path_prefix = None;
+        self.url_path_template = None;
+    }
+
+    /// Matches exactly this path (WireMock `urlPath`).
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.clear_url();
+        self.url_path = Some(path.into());
+        self
+    }
+
+    /// *Extension*: matches every path that starts with `prefix`.
+    pub fn path_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.clear_url();
+        self.url_path_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Matches the path against a regular expression (WireMock `urlPathPattern`).
+    pub fn path_regex(mut self, regex: impl Into<String>) -> Self {
+        self.clear_url();
+        self.url_path_pattern = Some(regex.into());
+        self
+    }
+
+    /// Matches paths of this shape (WireMock `urlPathTemplate`): `/orders/{id}`.
+    pub fn url_path_template(mut self, template: impl Into<String>) -> Self {
+        self.clear_url();
+        self.url_path_template = Some(template.into());
+        self
+    }
+
+    /// Tests the value of one of `url_path_template`'s variables.
+    pub fn path_parameter(mut self, name: impl Into<String>, matcher: StringMatcher) -> Self {
+        self.path_parameters.insert(name.into(), matcher);
+        self
+    }
+
+    /// Matches exactly this path and query string (WireMock `url`).
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.clear_url();
+        self.url = Some(url.into());
+        self
+    }
+
+    /// Matches path and query string against a regular expression (WireMock `urlPattern`).
+    pub fn url_regex(mut self, regex: impl Into<String>) -> Self {
+        self.clear_url();
+        self.url_pattern = Some(regex.into());
+        self
+    }
+
+    /// Requires a query parameter (one of its values, when repeated) to match.
+    pub fn query(mut self, name: impl Into<String>, matcher: StringMatcher) -> Self {
+        self.query_parameters.insert(name.into(), matcher);
+        self
+    }
+
+    /// Requires a header (names are case-insensitive) to match; see [`StringMatcher::absent`].
+    pub fn header(mut self, name: impl Into<String>, matcher: StringMatcher) -> Self {
+        self.headers.insert(name.into(), matcher);
+        self
+    }
+
+    /// Requires a cookie to match.
+    pub fn cookie(mut self, name: impl Into<String>, matcher: StringMatcher) -> Self {
+        self.cookies.insert(name.into(), matcher);
+        self
+    }
+
+    /// Requires HTTP basic authentication with these credentials.
+    pub fn basic_auth(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+        self.basic_auth_credentials = Some(BasicCredentials::new(username, password));
+        self
+    }
+
+    /// Requires the body to match; several body patterns must all match.
+    pub fn body(mut self, pattern: BodyPattern) -> Self {
+        self.body_patterns.push(pattern);
+        self
+    }
 }
 
 /// A test on a header, query parameter or cookie: exactly one operator is set.
@@ -181,6 +332,10 @@ pub struct BodyPattern {
     /// The body's bytes equal these (base64).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binary_equal_to: Option<String>,
+    /// The body is XML equal to this: names by namespace, attributes in any order, whitespace
+    /// around text and comments ignored (WireMock's `equalToXml`, without placeholders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equal_to_xml: Option<String>,
     /// With `equalTo` and `contains`: ignore case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub case_insensitive: Option<bool>,
@@ -243,6 +398,14 @@ impl BodyPattern {
                 expression: expression.into(),
                 matcher: StringMatcher::equal_to(value),
             }),
+            ..Default::default()
+        }
+    }
+
+    /// The body is XML equal to `xml` (see [`equal_to_xml`](Self::equal_to_xml)).
+    pub fn xml(xml: impl Into<String>) -> Self {
+        BodyPattern {
+            equal_to_xml: Some(xml.into()),
             ..Default::default()
         }
     }

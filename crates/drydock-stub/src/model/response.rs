@@ -8,7 +8,8 @@ use serde_json::Value;
 /// What a stub answers.
 ///
 /// The body is one of `body` (text), `jsonBody`, `base64Body` (bytes) or `bodyFileName` (a file
-/// under the mapping directory's `__files`, inlined when the directory is loaded). With
+/// under the mapping directory's `__files`, inlined when the directory is loaded; through the API,
+/// read from the server's files directory, `StubServerBuilder::files` or `--mappings`). With
 /// `transformers: ["response-template"]` the body and header values are Handlebars templates over
 /// the request: `{{request.method}}`, `{{request.url}}`, `{{request.path}}`,
 /// `{{request.pathSegments.[1]}}`, `{{request.query.page}}`, `{{request.headers.x-trace-id}}`,
@@ -32,7 +33,7 @@ pub struct Response {
     /// The status code (200 when absent).
     #[serde(default = "ok_status")]
     pub status: u16,
-    /// Accepted for compatibility; HTTP/1.1 reason phrases are the standard ones.
+    /// The reason phrase of the status line (`HTTP/1.1 201 Made It`), instead of the standard one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_message: Option<String>,
     /// Headers; a name may have several values.
@@ -41,13 +42,15 @@ pub struct Response {
     /// A text body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
-    /// A JSON body (sent with `content-type: application/json` unless a header says otherwise).
+    /// A JSON body. As in WireMock, no content type is added: set one in `headers` (the
+    /// [`json`](Self::json) builder does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_body: Option<Value>,
     /// A binary body, base64-encoded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base64_body: Option<String>,
-    /// A file under `__files`; only in mapping directories, which inline it on load.
+    /// A file under `__files`: inlined when a mapping directory is loaded; through the API, read
+    /// from the server's files directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_file_name: Option<String>,
     /// A fixed delay before the response.
@@ -119,6 +122,12 @@ impl Response {
         response
     }
 
+    /// Sends this reason phrase instead of the standard one (WireMock `statusMessage`).
+    pub fn status_message(mut self, message: impl Into<String>) -> Self {
+        self.status_message = Some(message.into());
+        self
+    }
+
     /// Adds a header value.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let (name, value) = (name.into(), value.into());
@@ -150,10 +159,17 @@ impl Response {
         self
     }
 
-    /// A JSON body.
+    /// A JSON body, with `content-type: application/json` unless a content type is set already.
     pub fn json(mut self, json: Value) -> Self {
         self.clear_body();
         self.json_body = Some(json);
+        if !self
+            .headers
+            .keys()
+            .any(|name| name.eq_ignore_ascii_case("content-type"))
+        {
+            self = self.header("content-type", "application/json");
+        }
         self
     }
 

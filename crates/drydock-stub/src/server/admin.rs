@@ -1,9 +1,11 @@
 //! The admin API, WireMock's paths under `/__admin`, plus drydock-stub's own (namespaces,
 //! verification, what to do on a miss).
 //!
-//! In-process handles call [`dispatch`] directly and remote handles call it over HTTP, so both
-//! are one implementation. Every error is JSON, `{"errors": [{"title": …, "detail": …}]}`, and
-//! names the field at fault.
+//! A thin HTTP layer: each endpoint parses its body, calls the namespace's typed operation (the
+//! same one an in-process [`StubServer`](crate::StubServer) calls directly) and writes the answer
+//! in WireMock's shape. Every error is JSON, `{"errors": [{"title": …, "detail": …}]}`; a body
+//! that is not a valid stub or pattern is `422` with `source.pointer` naming the field, as in
+//! WireMock.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -18,6 +20,8 @@ use crate::{
     model::{RequestPattern, Stub},
     namespace::{lock, valid_name, Namespace, Settings},
     record::{OnMiss, Recording},
+    request::{LoggedRequest, ReceivedRequest},
+    verify::Unmatched,
 };
 
 /// An admin answer.
@@ -64,40 +68,57 @@ impl From<StubError> for Reply {
                 status: StatusCode::CONFLICT,
                 body: json!({"verification": failure, "errors": [{"title": "Verification failed", "detail": error.to_string()}]}),
             },
-            _ => Reply::error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Invalid stub",
-                error.to_string(),
-            ),
+            StubError::InvalidStub { source, .. } => {
+                unprocessable(&source.pointer(), "Invalid stub", error.to_string())
+            }
+            _ => unprocessable("", "Invalid stub", error.to_string()),
         }
     }
 }
 
-/// Parses a JSON body, naming the field at fault.
+/// WireMock's answer to a body it cannot take: `422` with the JSON pointer of the field.
+fn unprocessable(pointer: &str, title: &str, detail: String) -> Reply {
+    let source = if pointer.is_empty() {
+        json!({})
+    } else {
+        json!({"pointer": pointer})
+    };
+    Reply {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        body: json!({"errors": [{"code": 10, "source": source, "title": title, "detail": detail}]}),
+    }
+}
+
+/// Parses a JSON body, naming the field at fault (`422`, as WireMock).
 fn parse<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Reply> {
     let deserializer = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let path = e.path().to_string();
-        let at = if path == "." {
-            String::new()
+        let (at, pointer) = if path == "." {
+            (String::new(), String::new())
         } else {
-            format!(" at `{path}`")
+            (
+                format!(" at `{path}`"),
+                format!("/{}", path.replace(['.', '['], "/").replace(']', "")),
+            )
         };
-        Reply::error(
-            StatusCode::BAD_REQUEST,
-            "Invalid JSON",
+        unprocessable(
+            &pointer,
+            "Error parsing JSON",
             format!("the body is not a valid {what}{at}: {}", e.inner()),
         )
     })
 }
 
 const ENDPOINTS: &str = "GET /__admin/health; GET|POST|DELETE /__admin/mappings; \
-GET|PUT|DELETE /__admin/mappings/{id}; POST /__admin/mappings/import; POST /__admin/reset; \
-GET|DELETE /__admin/requests; POST /__admin/requests/count; GET /__admin/requests/unmatched; \
-GET /__admin/requests/unmatched/near-misses; GET /__admin/verify; GET /__admin/scenarios; \
-POST /__admin/scenarios/reset; GET|POST /__admin/settings; GET|PUT /__admin/on-miss; \
-POST /__admin/recordings/start|stop; GET /__admin/recordings/status; \
-GET|POST /__admin/namespaces; DELETE /__admin/namespaces/{name}";
+GET|PUT|DELETE /__admin/mappings/{id}; POST /__admin/mappings/import; POST /__admin/mappings/reset; \
+POST /__admin/reset; GET|DELETE /__admin/requests; GET /__admin/requests/{id}; \
+POST /__admin/requests/count; POST /__admin/requests/find; GET /__admin/requests/unmatched; \
+GET /__admin/requests/unmatched/near-misses; POST /__admin/near-misses/request; \
+POST /__admin/near-misses/request-pattern; GET /__admin/verify; GET /__admin/scenarios; \
+POST /__admin/scenarios/reset; PUT /__admin/scenarios/{name}/state; GET|POST /__admin/settings; \
+GET|PUT /__admin/on-miss; POST /__admin/recordings/start|stop; GET /__admin/recordings/status; \
+GET|POST /__admin/namespaces; DELETE /__admin/namespaces/{name}; GET /__admin/tls/ca";
 
 /// Answers one admin request for `namespace` (`""` is the root).
 pub(crate) fn dispatch(
@@ -114,7 +135,17 @@ pub(crate) fn dispatch(
         .filter(|s| !s.is_empty())
         .collect();
     if route == ["health"] {
-        return Reply::ok(json!({"status": "healthy"}));
+        return Reply::ok(json!({"status": "healthy", "message": "drydock-stub is ok"}));
+    }
+    if route == ["tls", "ca"] {
+        return match &core.ca {
+            Some(ca) => Reply::ok(json!({"pem": ca.pem()})),
+            None => Reply::error(
+                StatusCode::NOT_FOUND,
+                "No HTTPS",
+                "this server serves no HTTPS (start it with --https-port, or `.https()`)",
+            ),
+        };
     }
     if let ["namespaces", ..] = route.as_slice() {
         return namespaces(core, namespace, method, &route[1..], body);
@@ -142,6 +173,25 @@ pub(crate) fn dispatch(
     }
 }
 
+/// WireMock's near-miss entries; `nearMiss` (drydock's checks) is an extension.
+fn near_misses(unmatched: Vec<Unmatched>) -> Value {
+    let entries: Vec<Value> = unmatched
+        .into_iter()
+        .flat_map(|u| {
+            let request = u.request;
+            u.near_misses.into_iter().map(move |miss| {
+                json!({
+                    "request": request,
+                    "stubMapping": miss.stub_mapping,
+                    "matchResult": {"distance": miss.distance},
+                    "nearMiss": miss,
+                })
+            })
+        })
+        .collect();
+    json!({ "nearMisses": entries })
+}
+
 fn run(space: &mut Namespace, method: &str, route: &[&str], body: &[u8]) -> Result<Reply, Reply> {
     let reply = match (method, route) {
         ("GET", ["mappings"]) => {
@@ -156,14 +206,17 @@ fn run(space: &mut Namespace, method: &str, route: &[&str], body: &[u8]) -> Resu
                 body: json!(space.stub(&id)?),
             }
         }
-        ("DELETE", ["mappings"]) | ("POST", ["mappings", "reset"]) => {
+        ("DELETE", ["mappings"]) => {
             space.remove_all();
             Reply::ok(json!({}))
         }
+        ("POST", ["mappings", "reset"]) => {
+            space.reset_stubs();
+            Reply::ok(json!({}))
+        }
         ("POST", ["mappings", "import"]) => {
-            let stubs = mappings::parse(body).map_err(|message| {
-                Reply::error(StatusCode::BAD_REQUEST, "Invalid JSON", message)
-            })?;
+            let stubs = mappings::parse(body)
+                .map_err(|message| unprocessable("", "Error parsing JSON", message))?;
             Reply::ok(json!({"ids": space.mount_all(stubs)?}))
         }
         ("GET", ["mappings", id]) => Reply::ok(json!(space.stub(id)?)),
@@ -183,38 +236,90 @@ fn run(space: &mut Namespace, method: &str, route: &[&str], body: &[u8]) -> Resu
             Reply::ok(json!({}))
         }
         ("GET", ["requests"]) => {
-            let requests = space.journal();
-            Reply::ok(json!({"meta": {"total": requests.len()}, "requests": requests}))
+            // Newest first, as WireMock lists them.
+            let mut events = space.serve_events();
+            events.reverse();
+            let stats = space.journal_stats();
+            Reply::ok(json!({
+                "requests": events,
+                "meta": {"total": stats.total, "limit": stats.limit, "dropped": stats.dropped},
+                "requestJournalDisabled": false,
+            }))
         }
+        ("GET", ["requests", "unmatched"]) => {
+            let requests: Vec<_> = space.unmatched().into_iter().map(|u| u.request).collect();
+            Reply::ok(json!({"requests": requests, "requestJournalDisabled": false}))
+        }
+        ("GET", ["requests", "unmatched", "near-misses"]) => {
+            Reply::ok(near_misses(space.unmatched()))
+        }
+        ("GET", ["requests", id]) => match space.serve_events().into_iter().find(|e| e.id == *id) {
+            Some(event) => Reply::ok(json!(event)),
+            None => Reply::error(
+                StatusCode::NOT_FOUND,
+                "No such request",
+                format!("no request in the journal has id {id}"),
+            ),
+        },
         ("DELETE", ["requests"]) | ("POST", ["requests", "reset"]) => {
             space.clear_journal();
             Reply::ok(json!({}))
         }
         ("POST", ["requests", "count"]) => {
             let pattern: RequestPattern = parse(body, "request pattern")?;
-            Reply::ok(json!({"count": space.count(&pattern)?}))
+            Reply::ok(json!({"count": space.count(&pattern)?, "requestJournalDisabled": false}))
         }
-        ("GET", ["requests", "unmatched"]) => {
-            let requests: Vec<_> = space.unmatched().into_iter().map(|u| u.request).collect();
-            Reply::ok(json!({"requests": requests}))
+        ("POST", ["requests", "find"]) => {
+            let pattern: RequestPattern = parse(body, "request pattern")?;
+            Reply::ok(json!({"requests": space.find(&pattern)?, "requestJournalDisabled": false}))
         }
-        ("GET", ["requests", "unmatched", "near-misses"]) => {
-            Reply::ok(json!({"nearMisses": space.unmatched()}))
+        ("POST", ["near-misses", "request"]) => {
+            let logged: LoggedRequest = parse(body, "logged request")?;
+            let unmatched = space.explain(&ReceivedRequest::from_logged(&logged));
+            Reply::ok(near_misses(vec![unmatched]))
+        }
+        ("POST", ["near-misses", "request-pattern"]) => {
+            let pattern: RequestPattern = parse(body, "request pattern")?;
+            let entries: Vec<Value> = space
+                .near_requests(&pattern)?
+                .into_iter()
+                .map(|u| {
+                    let distance = u.near_misses.first().map_or(1.0, |m| m.distance);
+                    json!({
+                        "request": u.request,
+                        "requestPattern": pattern,
+                        "matchResult": {"distance": distance},
+                        "nearMiss": u.near_misses.first(),
+                    })
+                })
+                .collect();
+            Reply::ok(json!({ "nearMisses": entries }))
         }
         ("GET" | "POST", ["verify"]) => match space.verify() {
             Ok(()) => Reply::ok(json!({"ok": true})),
             Err(failure) => Reply::from(StubError::Verification(failure)),
         },
-        ("GET", ["scenarios"]) => {
-            let scenarios: Vec<Value> = space
-                .scenarios()
-                .into_iter()
-                .map(|(name, state)| json!({"name": name, "state": state}))
-                .collect();
-            Reply::ok(json!({"scenarios": scenarios}))
-        }
+        ("GET", ["scenarios"]) => Reply::ok(json!({"scenarios": space.scenarios()})),
         ("POST", ["scenarios", "reset"]) => {
             space.reset_scenarios();
+            Reply::ok(json!({}))
+        }
+        ("PUT", ["scenarios", name, "state"]) => {
+            #[derive(serde::Deserialize)]
+            struct State {
+                #[serde(default)]
+                state: Option<String>,
+            }
+            let state: State = if body.is_empty() {
+                State { state: None }
+            } else {
+                parse(body, "scenario state (`{\"state\": …}`)")?
+            };
+            space
+                .set_scenario_state(name, state.state.as_deref())
+                .map_err(|message| {
+                    Reply::error(StatusCode::BAD_REQUEST, "Invalid state", message)
+                })?;
             Reply::ok(json!({}))
         }
         ("GET", ["settings"]) => Reply::ok(json!(space.settings)),
@@ -225,23 +330,18 @@ fn run(space: &mut Namespace, method: &str, route: &[&str], body: &[u8]) -> Resu
         ("GET", ["on-miss"]) => Reply::ok(json!(space.on_miss)),
         ("PUT" | "POST", ["on-miss"]) => {
             let on_miss: OnMiss = parse(body, "on-miss mode")?;
-            check_target(&on_miss)?;
+            check_target(&on_miss).map_err(bad_target)?;
             space.on_miss = on_miss;
             Reply::ok(json!(space.on_miss))
         }
         ("POST", ["recordings", "start"]) => {
             let recording: Recording = parse(body, "recording spec")?;
             let on_miss = OnMiss::Record(recording);
-            check_target(&on_miss)?;
+            check_target(&on_miss).map_err(bad_target)?;
             space.on_miss = on_miss;
             Reply::ok(json!({}))
         }
-        ("POST", ["recordings", "stop"]) => {
-            if let OnMiss::Record(_) = space.on_miss {
-                space.on_miss = OnMiss::Fail;
-            }
-            Reply::ok(json!({"mappings": space.take_recorded()}))
-        }
+        ("POST", ["recordings", "stop"]) => Reply::ok(json!({"mappings": space.stop_recording()})),
         ("GET", ["recordings", "status"]) => {
             let status = match space.on_miss {
                 OnMiss::Record(_) => "Recording",
@@ -261,7 +361,8 @@ fn run(space: &mut Namespace, method: &str, route: &[&str], body: &[u8]) -> Resu
     Ok(reply)
 }
 
-fn check_target(on_miss: &OnMiss) -> Result<(), Reply> {
+/// Whether an on-miss mode's upstream is an http(s) URL.
+pub(crate) fn check_target(on_miss: &OnMiss) -> Result<(), String> {
     let target = match on_miss {
         OnMiss::Fail => return Ok(()),
         OnMiss::PassThrough { target_base_url } => target_base_url,
@@ -269,12 +370,12 @@ fn check_target(on_miss: &OnMiss) -> Result<(), Reply> {
     };
     match reqwest::Url::parse(target) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(()),
-        _ => Err(Reply::error(
-            StatusCode::BAD_REQUEST,
-            "Invalid target",
-            format!("`targetBaseUrl` {target:?} is not an http(s) URL"),
-        )),
+        _ => Err(format!("`targetBaseUrl` {target:?} is not an http(s) URL")),
     }
+}
+
+fn bad_target(message: String) -> Reply {
+    Reply::error(StatusCode::BAD_REQUEST, "Invalid target", message)
 }
 
 fn namespaces(core: &Core, namespace: &str, method: &str, route: &[&str], body: &[u8]) -> Reply {

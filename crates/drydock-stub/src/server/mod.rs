@@ -2,8 +2,9 @@
 
 pub(crate) mod admin;
 mod fault;
+pub(crate) mod runtime;
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -16,15 +17,19 @@ use hyper::{
     Request, Response, StatusCode,
 };
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::watch,
+};
 use tracing::Instrument;
 
 use crate::{
     model::{ChunkedDribble, Fault},
-    namespace::{lock, Namespaces, Outcome},
+    namespace::{lock, Namespaces, Options, Outcome},
     record::{self, OnMiss},
     request::ReceivedRequest,
     respond::{draw, Rendered},
+    tls::CertificateAuthority,
 };
 use fault::{FaultIo, FaultSlot};
 
@@ -34,32 +39,43 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 #[derive(Debug)]
 pub(crate) struct Core {
     pub namespaces: Namespaces,
-    /// Forwards proxied, passed-through and recorded requests.
-    pub client: reqwest::Client,
+    /// Forwards proxied, passed-through and recorded requests; made on first use (building a
+    /// client costs more than starting a server).
+    client: std::sync::OnceLock<reqwest::Client>,
+    /// The CA of the server's HTTPS certificate, if it serves HTTPS.
+    pub ca: Option<CertificateAuthority>,
 }
 
 impl Core {
-    pub fn new() -> Self {
+    pub fn new(options: Options) -> Self {
         Core {
-            namespaces: Namespaces::new(),
-            client: record::client(),
+            namespaces: Namespaces::new(options),
+            client: std::sync::OnceLock::new(),
+            ca: None,
         }
+    }
+
+    fn client(&self) -> &reqwest::Client {
+        self.client.get_or_init(record::client)
     }
 }
 
-/// Accepts connections until `shutdown` resolves.
+/// Accepts connections until `stop` says so; then every connection of the server ends too.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     core: Arc<Core>,
-    shutdown: impl std::future::Future<Output = ()>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: watch::Receiver<bool>,
 ) {
-    tokio::pin!(shutdown);
+    let stopping = stopped(stop.clone());
+    tokio::pin!(stopping);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(connection(stream, core.clone()));
+                    let (core, tls, stop) = (core.clone(), tls.clone(), stop.clone());
+                    tokio::spawn(until_stopped(connection(stream, peer, core, tls), stop));
                 }
                 Err(e) => {
                     // Out of file descriptors, typically: back off instead of spinning.
@@ -67,19 +83,55 @@ pub(crate) async fn accept_loop(
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             },
-            () = &mut shutdown => break,
+            () = &mut stopping => break,
         }
     }
 }
 
-async fn connection(stream: TcpStream, core: Arc<Core>) {
+async fn until_stopped(work: impl std::future::Future<Output = ()>, stop: watch::Receiver<bool>) {
+    tokio::select! {
+        () = work => {}
+        () = stopped(stop) => {}
+    }
+}
+
+/// Resolves when the server is told to stop (or its handle is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    core: Arc<Core>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let slot = Arc::new(FaultSlot::default());
-    let io = TokioIo::new(FaultIo::new(stream, slot.clone()));
+    let io = FaultIo::new(stream, slot.clone());
+    let https = tls.is_some();
     let service = service_fn(move |request| {
         let (core, slot) = (core.clone(), slot.clone());
-        async move { Ok::<_, Infallible>(handle(request, &core, &slot).await) }
+        async move { Ok::<_, Infallible>(handle(request, &core, &slot, peer, https).await) }
     });
-    if let Err(e) = http1::Builder::new().serve_connection(io, service).await {
+    let served = match tls {
+        None => {
+            http1::Builder::new()
+                .serve_connection(TokioIo::new(io), service)
+                .await
+        }
+        Some(acceptor) => match acceptor.accept(io).await {
+            Ok(stream) => {
+                http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                return;
+            }
+        },
+    };
+    if let Err(e) = served {
         tracing::debug!(error = %e, "connection ended");
     }
 }
@@ -103,7 +155,13 @@ fn is_admin(url: &str) -> bool {
     url == "/__admin" || url.starts_with("/__admin/") || url.starts_with("/__admin?")
 }
 
-async fn handle(request: Request<Incoming>, core: &Core, slot: &FaultSlot) -> Response<Body> {
+async fn handle(
+    request: Request<Incoming>,
+    core: &Core,
+    slot: &FaultSlot,
+    peer: SocketAddr,
+    https: bool,
+) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -130,12 +188,10 @@ async fn handle(request: Request<Incoming>, core: &Core, slot: &FaultSlot) -> Re
             )
         })
         .collect();
-    let request = Arc::new(ReceivedRequest::new(
-        parts.method.as_str(),
-        &url,
-        headers,
-        body,
-    ));
+    let mut request = ReceivedRequest::new(parts.method.as_str(), &url, headers, body);
+    request.client_ip = peer.ip().to_string();
+    request.https = https;
+    let request = Arc::new(request);
     let span = tracing::debug_span!("stub request", namespace, method = %request.method, url = %request.url);
     serve(core, namespace, request, slot).instrument(span).await
 }
@@ -173,27 +229,38 @@ async fn serve(
                 }
             }
             let rendered = match &responder.proxy_base_url {
-                Some(base) => record::forward(&core.client, base, &request)
+                Some(base) => record::forward(core.client(), base, &request)
                     .await
                     .unwrap_or_else(bad_gateway),
                 None => responder.render(&request),
             };
-            build(rendered, responder.dribble.as_ref())
+            let mut response = build(rendered, responder.dribble.as_ref());
+            // As WireMock: which stub answered, for whoever reads the response.
+            let headers = response.headers_mut();
+            if let Ok(id) = HeaderValue::from_str(&mounted.id) {
+                headers.insert("matched-stub-id", id);
+            }
+            if let Some(name) = &mounted.stub.name {
+                if let Ok(name) = HeaderValue::from_str(name) {
+                    headers.insert("matched-stub-name", name);
+                }
+            }
+            response
         }
         Outcome::Missed(unmatched, on_miss) => match on_miss {
             OnMiss::Fail => {
                 sleep(global_delay).await;
-                let report = unmatched.map(|u| u.to_string()).unwrap_or_default();
+                let report = unmatched.unwrap_or_default();
                 text(StatusCode::NOT_FOUND, report)
             }
             OnMiss::PassThrough { target_base_url } => build(
-                record::forward(&core.client, &target_base_url, &request)
+                record::forward(core.client(), &target_base_url, &request)
                     .await
                     .unwrap_or_else(bad_gateway),
                 None,
             ),
             OnMiss::Record(recording) => {
-                match record::forward(&core.client, &recording.target_base_url, &request).await {
+                match record::forward(core.client(), &recording.target_base_url, &request).await {
                     Ok(rendered) => {
                         lock(&space).record(recording.to_stub(&request, &rendered));
                         build(rendered, None)
@@ -214,6 +281,7 @@ async fn sleep(delay: Duration) {
 fn bad_gateway(message: String) -> Rendered {
     Rendered {
         status: StatusCode::BAD_GATEWAY,
+        reason: None,
         headers: vec![(
             hyper::header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -240,6 +308,12 @@ fn build(rendered: Rendered, dribble: Option<&ChunkedDribble>) -> Response<Body>
     };
     let mut response = Response::new(body);
     *response.status_mut() = rendered.status;
+    if let Some(reason) = rendered
+        .reason
+        .and_then(|r| hyper::ext::ReasonPhrase::try_from(r).ok())
+    {
+        response.extensions_mut().insert(reason);
+    }
     let headers = response.headers_mut();
     for (name, value) in rendered.headers {
         headers.append(name, value);

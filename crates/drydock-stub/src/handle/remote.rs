@@ -1,0 +1,94 @@
+//! A stub server reached over HTTP: its admin API, called with a bounded client.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use crate::{error::StubError, verify::VerificationFailure};
+
+/// How long one admin request to a remote server may take.
+pub(super) const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The admin API of a server at `root`.
+#[derive(Clone, Debug)]
+pub(super) struct Remote {
+    pub client: reqwest::Client,
+    /// The server's root URL, without a namespace.
+    pub root: String,
+}
+
+impl Remote {
+    pub fn new(root: &str) -> Result<Remote, StubError> {
+        let client = reqwest::Client::builder()
+            .timeout(ADMIN_TIMEOUT)
+            .build()
+            .map_err(|e| StubError::Admin {
+                url: root.to_string(),
+                operation: "building an HTTP client".into(),
+                message: e.to_string(),
+            })?;
+        Ok(Remote {
+            client,
+            root: root.to_string(),
+        })
+    }
+
+    fn base(&self, namespace: &str) -> String {
+        if namespace.is_empty() {
+            self.root.clone()
+        } else {
+            format!("{}/__ns/{namespace}", self.root)
+        }
+    }
+
+    /// One admin request: `path` is below `/__admin`, in `namespace`.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        namespace: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<T, StubError> {
+        let base = self.base(namespace);
+        let operation = format!("{method} {base}/__admin{path}");
+        let failed = |message: String| StubError::Admin {
+            url: base.clone(),
+            operation: operation.clone(),
+            message,
+        };
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+        let mut request = self.client.request(method, format!("{base}/__admin{path}"));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.map_err(|e| failed(e.to_string()))?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(|e| failed(e.to_string()))?;
+        let reply: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            json!({"errors": [{"title": "Not JSON", "detail": String::from_utf8_lossy(&bytes)}]})
+        });
+        if (200..300).contains(&status) {
+            return serde_json::from_value(reply)
+                .map_err(|e| failed(format!("unexpected answer: {e}")));
+        }
+        if status == 409 {
+            if let Ok(failure) =
+                serde_json::from_value::<VerificationFailure>(reply["verification"].clone())
+            {
+                return Err(StubError::Verification(failure));
+            }
+        }
+        if status == 404 && reply["errors"][0]["title"] == "No such stub" {
+            let id = path.rsplit('/').next().unwrap_or_default();
+            return Err(StubError::NoSuchStub(id.to_string()));
+        }
+        let detail = reply["errors"][0]["detail"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| reply.to_string());
+        Err(failed(format!("{status}: {detail}")))
+    }
+}
