@@ -191,3 +191,70 @@ async fn rstest_cases_each_get_a_slice(
     assert_eq!(stored, length, "each case has a database of its own");
     Ok(())
 }
+
+// ---- DRYDOCK_KEEP=on-failure ---------------------------------------------------------------
+
+/// A failing test under `DRYDOCK_KEEP=on-failure` leaves exactly its slice, with its
+/// environment: reachable at the printed address after the test process ended, listed by the
+/// keeper, and removed by the printed command (`drydock down --run …`, which calls this).
+#[tokio::test]
+async fn keep_on_failure_leaves_exactly_the_failing_slice_until_down() -> TestResult {
+    let run = format!("keep-{}", uuid::Uuid::new_v4().simple());
+    let output = Command::new(std::env::current_exe()?)
+        .args(["--exact", "deliberately_failing", "--ignored"])
+        .env("DRYDOCK_KEEP", "on-failure")
+        .env("DRYDOCK_SHOW_SECRETS", "1")
+        .env("DRYDOCK_RUN_ID", &run)
+        .env_remove("DRYDOCK_RUN_OWNER")
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("drydock down --run {run}")),
+        "no removal command in:\n{text}"
+    );
+    let url = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("DATABASE_URL="))
+        .ok_or_else(|| format!("no DATABASE_URL in:\n{text}"))?;
+
+    // Reachable after its test process ended: the slice's own database, still there.
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(url).await?;
+    let (database,): (String,) = sqlx::query_as("SELECT current_database()")
+        .fetch_one(&mut connection)
+        .await?;
+    assert!(
+        url.ends_with(&format!("/{database}")),
+        "{url} vs {database}"
+    );
+    sqlx::Connection::close(connection).await?;
+
+    // Exactly its slice is kept; no lease is open.
+    let statuses: Vec<drydock::shared::Status> = drydock::shared::keepers()
+        .into_iter()
+        .filter_map(|(_, status)| status.ok())
+        .filter(|status| status.run == run)
+        .collect();
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!(statuses[0].leases, 0, "{statuses:?}");
+    assert_eq!(statuses[0].kept.len(), 1, "{statuses:?}");
+    assert!(
+        statuses[0].kept[0].ends_with("deliberately_failing"),
+        "{statuses:?}"
+    );
+
+    // The printed command removes it, and everything of the run.
+    let ended = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || drydock::shared::down(&run, None)
+    })
+    .await??;
+    assert_eq!(ended.len(), 1);
+    let left = drydock_tests::labelled(&format!("drydock.run={run}")).await?;
+    assert!(left.is_empty(), "left after down: {left:?}");
+    Ok(())
+}

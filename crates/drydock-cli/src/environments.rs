@@ -105,9 +105,15 @@ pub async fn list() -> Result<()> {
         };
         let leases = keepers
             .get(&(found.run.clone(), found.env.clone()))
-            .map(|k| match k.held {
-                0 => format!("{} ({})", k.leases, k.state),
-                held => format!("{} + {held} held ({})", k.leases, k.state),
+            .map(|k| {
+                let mut leases = k.leases.to_string();
+                if k.held > 0 {
+                    leases.push_str(&format!(" + {} held", k.held));
+                }
+                if !k.kept.is_empty() {
+                    leases.push_str(&format!(" + kept: {}", k.kept.join(", ")));
+                }
+                format!("{leases} ({})", k.state)
             })
             .unwrap_or_else(|| "- (owned by a test)".into());
         println!(

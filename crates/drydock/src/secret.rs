@@ -6,6 +6,27 @@ pub(crate) fn shown() -> bool {
     std::env::var("DRYDOCK_SHOW_SECRETS").is_ok_and(|v| v == "1" || v == "true")
 }
 
+/// `value` with the password of a URL's user info masked (`scheme://user:<masked>@host/…`);
+/// anything else as it is.
+pub(crate) fn mask_userinfo(value: &str) -> String {
+    let Some(scheme_end) = value.find("://").map(|i| i + 3) else {
+        return value.to_owned();
+    };
+    let rest = &value[scheme_end..];
+    let Some(at) = rest.find('@') else {
+        return value.to_owned();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:<masked>{}",
+            &value[..scheme_end],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => value.to_owned(),
+    }
+}
+
 /// A fresh random password: 32 hex characters (122 bits from the OS generator, via UUID v4).
 #[cfg(feature = "postgres")]
 pub(crate) fn generate() -> String {
@@ -34,6 +55,20 @@ pub(crate) fn cluster_id() -> String {
 #[cfg(feature = "kafka")]
 pub(crate) fn short_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+}
+
+#[cfg(test)]
+mod masking {
+    #[test]
+    fn a_urls_password_is_masked_and_nothing_else() {
+        let masked = super::mask_userinfo("postgres://drydock:s3cret@127.0.0.1:5432/db");
+        assert_eq!(masked, "postgres://drydock:<masked>@127.0.0.1:5432/db");
+        assert_eq!(
+            super::mask_userinfo("redis://127.0.0.1:6379/3"),
+            "redis://127.0.0.1:6379/3"
+        );
+        assert_eq!(super::mask_userinfo("prefix_"), "prefix_");
+    }
 }
 
 #[cfg(all(test, feature = "kafka"))]

@@ -65,6 +65,9 @@ pub fn run_test<R: Outcome>(
         if failed {
             eprintln!("{}", super::explain(&slice, slice.cut_at()).await);
             slice.mark_explained();
+            if let Some(kept) = slice.keep_if_asked(name) {
+                eprintln!("{kept}");
+            }
         }
         match outcome {
             Ok(result) => result,

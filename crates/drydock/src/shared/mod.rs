@@ -102,6 +102,7 @@ pub(crate) async fn attach(builder: EnvBuilder) -> Result<Slice> {
     let connected = connect(builder, Mode::Attach).await?;
     // Each service's handle, from the server and scope the keeper granted.
     let mut entries = Vec::new();
+    let mut direct = Vec::new();
     for granted in &connected.grant.services {
         let service = connected.service(&granted.name)?;
         entries.push(service.entry(
@@ -109,11 +110,16 @@ pub(crate) async fn attach(builder: EnvBuilder) -> Result<Slice> {
             granted.scope.clone(),
             granted.container.clone(),
         )?);
+        direct.extend(service.direct_vars(granted.server.clone(), granted.scope.clone())?);
     }
     Ok(Slice::new(
         connected.stream,
-        connected.grant.instance,
-        connected.grant.network,
+        slice::Granted {
+            run: connected.run,
+            instance: connected.grant.instance,
+            network: connected.grant.network,
+            direct,
+        },
         Services::new(entries),
     ))
 }

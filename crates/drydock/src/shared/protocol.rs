@@ -36,6 +36,10 @@ pub(crate) enum Request {
     /// A slice the keeper holds itself after this connection closes, until `Down` or the end
     /// of the run (`drydock up`).
     Hold { pid: u32 },
+    /// Sent on an `Attach` connection after its slice was granted: keep the slice after the
+    /// connection closes (`DRYDOCK_KEEP=on-failure`, a failing test), until `drydock down` or
+    /// the keeper's longest idle time, whatever happens to the run.
+    Keep { test: String },
     /// Removes the environment now (`drydock down`): answered with `Stopping`; the connection
     /// closes when the keeper has removed everything and exits.
     Down,
@@ -90,4 +94,7 @@ pub struct Status {
     /// The keeper's log.
     #[serde(default)]
     pub log: std::path::PathBuf,
+    /// Slices kept for a look after their test failed (`DRYDOCK_KEEP=on-failure`): the tests.
+    #[serde(default)]
+    pub kept: Vec<String>,
 }

@@ -2,6 +2,7 @@
 
 use std::{
     fmt,
+    io::Write,
     ops::Deref,
     os::unix::net::UnixStream,
     sync::atomic::{AtomicBool, Ordering},
@@ -33,9 +34,13 @@ use crate::services::Services;
 /// ```
 pub struct Slice {
     /// The lease: closing it (on drop, or by the kernel when the process dies) releases the slice.
-    _lease: UnixStream,
+    lease: UnixStream,
+    run: String,
     instance: String,
     network: String,
+    /// The services' variables reaching the servers directly, for a kept slice (this
+    /// process's fault proxies end with it).
+    direct: Vec<(String, String)>,
     services: Services,
     /// When the slice was cut: a failing test's report shows the containers' logs since.
     cut: SystemTime,
@@ -44,16 +49,13 @@ pub struct Slice {
 }
 
 impl Slice {
-    pub(crate) fn new(
-        lease: UnixStream,
-        instance: String,
-        network: String,
-        services: Services,
-    ) -> Self {
+    pub(crate) fn new(lease: UnixStream, granted: Granted, services: Services) -> Self {
         Slice {
-            _lease: lease,
-            instance,
-            network,
+            lease,
+            run: granted.run,
+            instance: granted.instance,
+            network: granted.network,
+            direct: granted.direct,
             services,
             cut: SystemTime::now(),
             explained: AtomicBool::new(false),
@@ -63,6 +65,46 @@ impl Slice {
     /// When this slice was cut.
     pub fn cut_at(&self) -> SystemTime {
         self.cut
+    }
+
+    /// Under `DRYDOCK_KEEP=on-failure`, asks the keeper to keep this slice (and its
+    /// environment) after it is dropped, for a look at what the failing `test` left; returns
+    /// what to tell the developer: how to reach it and how to remove it. `None` otherwise.
+    pub(crate) fn keep_if_asked(&self, test: &str) -> Option<String> {
+        if !std::env::var("DRYDOCK_KEEP").is_ok_and(|v| v == "on-failure") {
+            return None;
+        }
+        let mut request = serde_json::to_vec(&super::protocol::Request::Keep {
+            test: test.to_owned(),
+        })
+        .ok()?;
+        request.push(b'\n');
+        if let Err(e) = (&self.lease).write_all(&request) {
+            return Some(format!(
+                "drydock: DRYDOCK_KEEP=on-failure: the keeper did not take the request to keep \
+                 this slice ({e}); it is removed as usual"
+            ));
+        }
+        let shown = crate::secret::shown();
+        let mut text = format!(
+            "drydock: DRYDOCK_KEEP=on-failure: the slice of {test} is kept, with its \
+             environment (run {run}), until `drydock down --run {run}` (or an hour with no test; \
+             `drydock ls` lists kept slices). Reach it directly (this process's fault proxies \
+             end with it):\n",
+            run = self.run
+        );
+        for (key, value) in &self.direct {
+            let value = if shown {
+                value.clone()
+            } else {
+                crate::secret::mask_userinfo(value)
+            };
+            text.push_str(&format!("  {key}={value}\n"));
+        }
+        if !shown {
+            text.push_str("  (passwords masked: DRYDOCK_SHOW_SECRETS=1 shows them)\n");
+        }
+        Some(text)
     }
 
     /// Its report was printed: dropping it in a panic prints nothing more.
@@ -101,8 +143,20 @@ impl Drop for Slice {
     fn drop(&mut self) {
         if std::thread::panicking() && !self.explained.load(Ordering::Relaxed) {
             crate::harness::explain_on_panic(&self.services, self.cut);
+            let test = std::thread::current().name().unwrap_or("a test").to_owned();
+            if let Some(kept) = self.keep_if_asked(&test) {
+                eprintln!("{kept}");
+            }
         }
     }
+}
+
+/// What the keeper granted, beside the services.
+pub(crate) struct Granted {
+    pub run: String,
+    pub instance: String,
+    pub network: String,
+    pub direct: Vec<(String, String)>,
 }
 
 impl Deref for Slice {

@@ -4,7 +4,7 @@
 use std::sync::{atomic::Ordering, Arc};
 
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::UnixStream,
 };
 
@@ -62,10 +62,18 @@ pub(super) async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
                 },
                 leases: *keeper.leases.borrow(),
                 held: keeper.held().len(),
+                kept: keeper.kept().iter().map(|(test, _)| test.clone()).collect(),
                 owner: keeper.spec.owner.as_ref().map(|o| o.pid),
                 log: keeper.log.clone(),
             };
             let _ = reply(&mut write, &Response::Status(status)).await;
+        }
+        Request::Keep { .. } => {
+            let _ = reply(
+                &mut write,
+                &Response::Failed("`Keep` follows an `Attach` on its connection".into()),
+            )
+            .await;
         }
         Request::Down => {
             let _ = reply(&mut write, &Response::Stopping).await;
@@ -98,7 +106,7 @@ pub(super) async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
                 return;
             };
             // On an error, the leases cut so far are dropped here and give themselves back.
-            let (grant, _leases) = match cut(&resources).await {
+            let (grant, leases) = match cut(&resources).await {
                 Ok(cut) => cut,
                 Err(e) => {
                     let _ = reply(&mut write, &Response::Failed(e.to_string())).await;
@@ -110,9 +118,21 @@ pub(super) async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
                 .is_ok()
             {
                 keeper.served.fetch_add(1, Ordering::Relaxed);
-                // The lease lasts until the test process closes the connection or dies.
-                let mut sink = [0u8; 64];
-                while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {}
+                // The lease lasts until the test process closes the connection or dies; a
+                // failing test may ask first that its slice be kept.
+                let mut kept_for = None;
+                line.clear();
+                while matches!(reader.read_line(&mut line).await, Ok(n) if n > 0) {
+                    if let Ok(Request::Keep { test }) = serde_json::from_str(&line) {
+                        kept_for = Some(test);
+                    }
+                    line.clear();
+                }
+                if let Some(test) = kept_for {
+                    eprintln!("drydock keeper: keeping the slice of failed test {test}");
+                    keeper.kept().push((test, leases));
+                    return;
+                }
             }
             tracing::debug!(pid, "slice released");
         }

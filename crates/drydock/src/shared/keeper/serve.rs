@@ -59,6 +59,9 @@ pub(super) struct Keeper {
     pub leases: watch::Sender<usize>,
     /// Slices held for `drydock up`, until `drydock down` or the end of the run.
     pub held: std::sync::Mutex<Vec<HeldSlice>>,
+    /// Slices of failed tests kept for a look (`DRYDOCK_KEEP=on-failure`), by test: until
+    /// `drydock down` or the longest idle time, whatever happens to the run.
+    pub kept: std::sync::Mutex<Vec<(String, HeldSlice)>>,
     /// Asked to end now (`drydock down`).
     pub down: tokio::sync::Notify,
     pub served: AtomicUsize,
@@ -72,6 +75,10 @@ impl Keeper {
     pub(super) fn held(&self) -> std::sync::MutexGuard<'_, Vec<HeldSlice>> {
         // A Vec of leases: a panic elsewhere leaves it consistent.
         self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn kept(&self) -> std::sync::MutexGuard<'_, Vec<(String, HeldSlice)>> {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -88,10 +95,18 @@ struct Life {
 
 impl Life {
     /// When the keeper ends if nothing changes, and why.
-    fn deadline(&self, spec: &KeeperSpec, held: bool) -> Option<(Instant, String)> {
+    fn deadline(&self, spec: &KeeperSpec, held: bool, kept: bool) -> Option<(Instant, String)> {
         let idle = self.idle_since?;
         let (grace, max_idle) = (spec.grace_period, spec.max_idle);
         Some(match (&spec.owner, self.owner_gone) {
+            // A failed test's slice kept for a look outlives the run.
+            _ if kept => (
+                idle + max_idle,
+                format!(
+                    "slices kept for a look (DRYDOCK_KEEP) and no test for {max_idle:?} (the \
+                     most a keeper waits); `drydock down` ends it sooner"
+                ),
+            ),
             (Some(owner), Some(gone)) => (
                 idle.max(gone) + grace,
                 format!(
@@ -145,6 +160,7 @@ pub(super) async fn serve(dir: RunDir) -> Result<()> {
         phase: watch::channel(Phase::Starting).0,
         leases: watch::channel(0).0,
         held: std::sync::Mutex::new(Vec::new()),
+        kept: std::sync::Mutex::new(Vec::new()),
         down: tokio::sync::Notify::new(),
         served: AtomicUsize::new(0),
         log: dir.log_file(),
@@ -179,7 +195,11 @@ pub(super) async fn serve(dir: RunDir) -> Result<()> {
                 life.owner_gone = Some(Instant::now());
             }
         }
-        let deadline = life.deadline(&keeper.spec, !keeper.held().is_empty());
+        let deadline = life.deadline(
+            &keeper.spec,
+            !keeper.held().is_empty(),
+            !keeper.kept().is_empty(),
+        );
         let ends = deadline.as_ref().map(|(at, _)| *at);
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -206,6 +226,7 @@ pub(super) async fn serve(dir: RunDir) -> Result<()> {
     drop(listener);
     let _ = std::fs::remove_file(dir.socket());
     keeper.held().clear();
+    keeper.kept().clear();
     starter.abort();
     let _ = starter.await;
     if let Ok(env) = env_rx.await {
