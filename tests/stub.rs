@@ -190,3 +190,82 @@ async fn bad_mappings_fail_before_anything_starts() -> Result {
     );
     Ok(())
 }
+
+/// The stub container serves HTTPS when asked: a client that trusts only the CA the endpoint
+/// hands out gets the stubbed answer — from this process, through the slice's fault proxy, in
+/// the slice's namespace, and from a container by name — and a client that trusts the usual
+/// roots does not.
+#[tokio::test]
+async fn an_https_stub_answers_a_client_that_trusts_only_its_ca() -> Result {
+    let spec = || {
+        Env::builder()
+            .with_stub(HttpStub::default().https())
+            .grace_period(Duration::from_secs(1))
+    };
+    let slice = spec().attach().await?;
+    let endpoint = slice.stub()?;
+    let https = endpoint.https_url().ok_or("no HTTPS URL")?;
+    assert!(https.starts_with("https://127.0.0.1:"), "{https}");
+    assert!(https.contains("/__ns/"), "the slice's namespace: {https}");
+    assert_eq!(
+        slice.vars().get("STUB_HTTPS_URL"),
+        Some(&https),
+        "the system under test reads it"
+    );
+    endpoint
+        .connect()
+        .await?
+        .mount(Stub::get("/secure").respond(Response::ok().body("over tls")))
+        .await?;
+
+    let ca = endpoint
+        .certificate_authority()
+        .await?
+        .ok_or("an HTTPS stub has a CA")?;
+    let trusting = reqwest::Client::builder()
+        .no_proxy()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca.reqwest_certificate()?)
+        .build()?;
+    let answer = trusting.get(format!("{https}/secure")).send().await?;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await?, "over tls");
+
+    // The usual roots do not know this CA.
+    let untrusting = reqwest::Client::builder().no_proxy().build()?;
+    assert!(
+        untrusting
+            .get(format!("{https}/secure"))
+            .send()
+            .await
+            .is_err(),
+        "a client without the stub's CA was served"
+    );
+
+    // From a container on the network, by name, with the CA in a file.
+    let internal = endpoint
+        .internal_https_url()
+        .ok_or("no internal HTTPS URL")?;
+    let script = format!(
+        "printf '%s' '{}' > /tmp/ca.pem && curl -sS --max-time 10 --cacert /tmp/ca.pem {internal}/secure",
+        ca.pem()
+    );
+    let labels = HashMap::from([
+        (
+            "drydock.instance".to_string(),
+            slice.instance_id().to_string(),
+        ),
+        ("drydock.run".to_string(), slice.run_id().to_string()),
+    ]);
+    let ran = run_on_network(
+        &stub_image(),
+        slice.network(),
+        labels,
+        &["sh", "-c", &script],
+        Duration::from_secs(60),
+    )
+    .await?;
+    assert_eq!(ran.exit_code, 0, "{}", ran.output);
+    assert!(ran.output.contains("over tls"), "{}", ran.output);
+    Ok(())
+}

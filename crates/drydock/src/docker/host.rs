@@ -23,6 +23,9 @@ pub(crate) async fn resolve(docker: &Docker, endpoint: &str) -> HostAddress {
     let bind_override = std::env::var("DRYDOCK_BIND_IP")
         .ok()
         .filter(|v| !v.is_empty());
+    if let Some(ip) = &bind_override {
+        warn_if_exposed(ip);
+    }
     let explicit_host = ["DRYDOCK_HOST", "TESTCONTAINERS_HOST_OVERRIDE"]
         .into_iter()
         .find_map(|v| std::env::var(v).ok().filter(|v| !v.is_empty()));
@@ -52,6 +55,24 @@ pub(crate) async fn resolve(docker: &Docker, endpoint: &str) -> HostAddress {
     HostAddress {
         host: LOOPBACK.into(),
         bind_ip: bind_override.unwrap_or_else(|| LOOPBACK.into()),
+    }
+}
+
+/// Says, once per process and loudly, that `DRYDOCK_BIND_IP` publishes the services beyond this
+/// machine: Redis has no password, and the stub's admin API and the fault proxies' ports answer
+/// anyone who reaches them.
+fn warn_if_exposed(ip: &str) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    let loopback = ip.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        WARNED.call_once(|| {
+            eprintln!(
+                "drydock: WARNING: DRYDOCK_BIND_IP={ip} publishes every service's port on {ip}, \
+                 not only on this machine's loopback: whoever reaches that address reaches \
+                 Redis (no password), PostgreSQL's login and the stub's admin API. Unset it \
+                 unless the engine runs elsewhere and its clients need that address."
+            );
+        });
     }
 }
 

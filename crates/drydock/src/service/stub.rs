@@ -28,6 +28,8 @@ use crate::{
 
 /// The port the stub server listens on inside its container.
 pub const PORT: u16 = 8080;
+/// Where the container serves HTTPS when asked ([`HttpStub::https`]).
+pub const HTTPS_PORT: u16 = 8443;
 
 /// A stub HTTP server to run in a container.
 ///
@@ -41,6 +43,8 @@ pub const PORT: u16 = 8080;
 pub struct HttpStub {
     common: Common,
     mappings: Option<PathBuf>,
+    #[serde(default)]
+    https: bool,
 }
 
 impl HttpStub {
@@ -53,6 +57,31 @@ impl HttpStub {
     }
 
     /// The mappings, read and checked.
+    /// Also serves HTTPS, with a certificate from a CA the server makes at start (valid for
+    /// `localhost`, `127.0.0.1` and the container's name): [`StubEndpoint::https_url`], and
+    /// [`StubEndpoint::certificate_authority`] for the client to trust — for clients and SDKs
+    /// that insist on `https://`.
+    ///
+    /// ```no_run
+    /// use drydock::{Env, HttpStub};
+    ///
+    /// # async fn demo() -> drydock::TestResult {
+    /// let env = Env::builder().with_stub(HttpStub::default().https()).start().await?;
+    /// let stub = env.stub()?;
+    /// let ca = stub.certificate_authority().await?.expect("served over HTTPS");
+    /// let client = reqwest::Client::builder()
+    ///     .tls_built_in_root_certs(false)
+    ///     .add_root_certificate(ca.reqwest_certificate()?)
+    ///     .build()?;
+    /// let url = stub.https_url().expect("served over HTTPS");
+    /// # let _ = (client, url);
+    /// # Ok(()) }
+    /// ```
+    pub fn https(mut self) -> Self {
+        self.https = true;
+        self
+    }
+
     fn load_mappings(&self) -> Result<Vec<drydock_stub::Stub>> {
         match &self.mappings {
             Some(dir) => Ok(drydock_stub::mappings::load_dir(dir)?),
@@ -110,20 +139,37 @@ impl Service for HttpStub {
         Ok(())
     }
 
-    fn plan(&self, image: ImageRef, _: &mut PlanContext) -> Result<ContainerPlan> {
-        Ok(ContainerPlan::new(image)
+    fn plan(&self, image: ImageRef, context: &mut PlanContext) -> Result<ContainerPlan> {
+        let plan = ContainerPlan::new(image)
             .env("DRYDOCK_STUB_BIND", "0.0.0.0")
             .env("DRYDOCK_STUB_PORT", PORT.to_string())
-            .port(PORT))
+            .port(PORT);
+        Ok(if self.https {
+            plan.env("DRYDOCK_STUB_HTTPS_PORT", HTTPS_PORT.to_string())
+                .env("DRYDOCK_STUB_TLS_HOSTS", context.container_name.clone())
+                .port(HTTPS_PORT)
+        } else {
+            plan
+        })
     }
 
     fn server(&self, _: &ContainerPlan, container: &StartedContainer) -> Result<StubEndpoint> {
+        let https = if self.https {
+            Some((
+                container.host().to_string(),
+                container.host_port(HTTPS_PORT)?,
+            ))
+        } else {
+            None
+        };
         Ok(StubEndpoint {
             host: container.host().to_string(),
             port: container.host_port(PORT)?,
             container_name: container.name().to_string(),
             namespace: String::new(),
             direct: None,
+            https,
+            https_direct: None,
         })
     }
 
@@ -169,7 +215,13 @@ impl Service for HttpStub {
     }
 
     fn route(server: &StubEndpoint, router: &mut Router) -> Result<StubEndpoint> {
-        server.routed(router)
+        let mut routed = server.routed(router)?;
+        // HTTPS through a proxy of its own: TLS passes through untouched, faults apply.
+        if let Some((host, port)) = &server.https {
+            routed.https = Some(router.via_host_port(host, *port)?);
+            routed.https_direct = Some((host.clone(), *port));
+        }
+        Ok(routed)
     }
 
     fn handle(server: &StubEndpoint, namespace: String) -> StubEndpoint {
@@ -180,7 +232,11 @@ impl Service for HttpStub {
     }
 
     fn vars(stub: &StubEndpoint) -> Vec<(String, String)> {
-        vec![("STUB_URL".into(), stub.url())]
+        let mut vars = vec![("STUB_URL".into(), stub.url())];
+        if let Some(url) = stub.https_url() {
+            vars.push(("STUB_HTTPS_URL".into(), url));
+        }
+        vars
     }
 
     fn diagnose(stub: &StubEndpoint) -> Vec<String> {
@@ -267,6 +323,12 @@ pub struct StubEndpoint {
     /// The server itself, when `host`/`port` are a fault proxy's.
     #[serde(default)]
     direct: Option<(String, u16)>,
+    /// Where HTTPS is served for this process, if it is ([`HttpStub::https`]).
+    #[serde(default)]
+    https: Option<(String, u16)>,
+    /// The server's own HTTPS address, when `https` is a fault proxy's.
+    #[serde(default)]
+    https_direct: Option<(String, u16)>,
 }
 
 impl HostPort for StubEndpoint {
@@ -279,7 +341,11 @@ impl StubEndpoint {
     /// The server itself, not through the fault proxy of the environment or slice this came
     /// from (faults do not apply; it outlives the slice).
     pub fn direct(&self) -> StubEndpoint {
-        self.unrouted()
+        let mut direct = self.unrouted();
+        if let Some(https) = direct.https_direct.take() {
+            direct.https = Some(https);
+        }
+        direct
     }
 
     fn suffix(&self) -> String {
@@ -298,6 +364,34 @@ impl StubEndpoint {
     /// The base URL for containers on the environment's network: `http://<container>:8080[/__ns/<name>]`.
     pub fn internal_url(&self) -> String {
         format!("http://{}:{PORT}{}", self.container_name, self.suffix())
+    }
+
+    /// The HTTPS base URL for this process, `https://127.0.0.1:<port>[/__ns/<name>]`, when the
+    /// stub serves HTTPS ([`HttpStub::https`]).
+    pub fn https_url(&self) -> Option<String> {
+        self.https
+            .as_ref()
+            .map(|(host, port)| format!("https://{host}:{port}{}", self.suffix()))
+    }
+
+    /// The HTTPS base URL for containers on the environment's network (the certificate names
+    /// the container), when the stub serves HTTPS.
+    pub fn internal_https_url(&self) -> Option<String> {
+        self.https.as_ref().map(|_| {
+            format!(
+                "https://{}:{HTTPS_PORT}{}",
+                self.container_name,
+                self.suffix()
+            )
+        })
+    }
+
+    /// The CA whose certificate the stub serves HTTPS with: trust it (and only it) in the
+    /// client. `None` when the stub serves no HTTPS.
+    pub async fn certificate_authority(
+        &self,
+    ) -> Result<Option<drydock_stub::CertificateAuthority>> {
+        Ok(self.admin().await?.fetch_certificate_authority().await?)
     }
 
     /// The namespace, for a slice's endpoint.

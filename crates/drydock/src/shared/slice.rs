@@ -117,6 +117,11 @@ impl Slice {
         &self.services
     }
 
+    /// The run the shared environment belongs to (its `drydock.run` label).
+    pub fn run_id(&self) -> &str {
+        &self.run
+    }
+
     /// The shared environment's instance id (its `drydock.instance` label).
     pub fn instance_id(&self) -> &str {
         &self.instance
