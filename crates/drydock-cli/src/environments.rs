@@ -1,7 +1,10 @@
 //! `drydock ls` and `drydock prune`: the environments drydock's labels say exist.
 //!
-//! Both look only at resources carrying `drydock.run`; `prune` removes an instance only when the
-//! process that owns it (its `drydock.owner` label) is gone, so a live run is never touched.
+//! Both look only at resources carrying `drydock.run` (containers, and networks a killed start
+//! left without one); `prune` removes an instance only when the process that owns it (its
+//! `drydock.owner` label, told apart from a later process with the same pid by
+//! `drydock.owner-started`) is gone from this machine. An instance of another machine
+//! (`drydock.host`; an engine shared by several) is left alone: its liveness cannot be judged here.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -10,8 +13,14 @@ use std::{
 
 use anyhow::Result;
 use drydock::{
-    docker::{bollard::query_parameters::ListContainersOptionsBuilder, remove_labelled, Engine},
-    identity::{LABEL_ENV, LABEL_INSTANCE, LABEL_OWNER, LABEL_RUN, LABEL_SERVICE},
+    docker::{
+        bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder},
+        remove_labelled, Engine,
+    },
+    identity::{
+        host_id, process_alive, LABEL_ENV, LABEL_HOST, LABEL_INSTANCE, LABEL_OWNER,
+        LABEL_OWNER_STARTED, LABEL_RUN, LABEL_SERVICE,
+    },
 };
 
 /// One started environment, as its containers' labels describe it.
@@ -19,15 +28,41 @@ struct Instance {
     run: String,
     env: String,
     owner: Option<u32>,
+    owner_started: Option<u64>,
+    /// The owner's machine; `None` for resources labelled before drydock said.
+    host: Option<String>,
     services: Vec<String>,
     created: i64,
 }
 
+/// Whether an instance's owner lives, as far as this machine can tell.
+#[derive(Debug, PartialEq, Eq)]
+enum Owner {
+    Alive,
+    Gone,
+    /// Of another machine: not judged here, never pruned from here.
+    Elsewhere(String),
+}
+
 impl Instance {
-    fn owner_alive(&self) -> bool {
-        // On this machine's engine the owner is a local pid; /proc answers whether it lives.
-        self.owner
-            .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+    fn from_labels(labels: &HashMap<String, String>, created: i64) -> Self {
+        Instance {
+            run: labels.get(LABEL_RUN).cloned().unwrap_or_default(),
+            env: labels.get(LABEL_ENV).cloned().unwrap_or_default(),
+            owner: labels.get(LABEL_OWNER).and_then(|p| p.parse().ok()),
+            owner_started: labels.get(LABEL_OWNER_STARTED).and_then(|s| s.parse().ok()),
+            host: labels.get(LABEL_HOST).cloned(),
+            services: Vec::new(),
+            created,
+        }
+    }
+
+    fn owner(&self) -> Owner {
+        match (&self.host, self.owner) {
+            (Some(host), _) if *host != host_id() => Owner::Elsewhere(host.clone()),
+            (_, Some(pid)) if process_alive(pid, self.owner_started) => Owner::Alive,
+            _ => Owner::Gone,
+        }
     }
 }
 
@@ -48,12 +83,8 @@ async fn instances(engine: &Engine) -> Result<BTreeMap<String, Instance>> {
         let Some(instance) = labels.get(LABEL_INSTANCE) else {
             continue;
         };
-        let entry = found.entry(instance.clone()).or_insert_with(|| Instance {
-            run: labels.get(LABEL_RUN).cloned().unwrap_or_default(),
-            env: labels.get(LABEL_ENV).cloned().unwrap_or_default(),
-            owner: labels.get(LABEL_OWNER).and_then(|p| p.parse().ok()),
-            services: Vec::new(),
-            created: container.created.unwrap_or_default(),
+        let entry = found.entry(instance.clone()).or_insert_with(|| {
+            Instance::from_labels(&labels, container.created.unwrap_or_default())
         });
         if let Some(service) = labels.get(LABEL_SERVICE) {
             entry.services.push(service.clone());
@@ -62,10 +93,29 @@ async fn instances(engine: &Engine) -> Result<BTreeMap<String, Instance>> {
             .created
             .min(container.created.unwrap_or(entry.created));
     }
+    // A network whose instance has no container (a start killed between the two) is one too.
+    let networks = engine
+        .docker()
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filters).build(),
+        ))
+        .await?;
+    for network in networks {
+        let labels = network.labels.unwrap_or_default();
+        let Some(instance) = labels.get(LABEL_INSTANCE) else {
+            continue;
+        };
+        found
+            .entry(instance.clone())
+            .or_insert_with(|| Instance::from_labels(&labels, 0));
+    }
     Ok(found)
 }
 
 fn age(created: i64) -> String {
+    if created == 0 {
+        return "?".into();
+    }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -98,9 +148,10 @@ pub async fn list() -> Result<()> {
     for (instance, found) in &found {
         let mut services = found.services.clone();
         services.sort();
-        let owner = match (found.owner, found.owner_alive()) {
-            (Some(pid), true) => format!("{pid} alive"),
-            (Some(pid), false) => format!("{pid} gone"),
+        let owner = match (found.owner, found.owner()) {
+            (_, Owner::Elsewhere(host)) => format!("on {}", truncate(&host, 11)),
+            (Some(pid), Owner::Alive) => format!("{pid} alive"),
+            (Some(pid), Owner::Gone) => format!("{pid} gone"),
             (None, _) => "?".into(),
         };
         let leases = keepers
@@ -144,8 +195,16 @@ pub async fn prune(dry_run: bool) -> Result<()> {
     let found = instances(&engine).await?;
     let mut pruned = 0;
     for (instance, found) in &found {
-        if found.owner_alive() {
-            continue;
+        match found.owner() {
+            Owner::Alive => continue,
+            Owner::Elsewhere(host) => {
+                println!(
+                    "left alone: {instance} (run {}) belongs to machine {host}; prune it there",
+                    found.run
+                );
+                continue;
+            }
+            Owner::Gone => {}
         }
         pruned += 1;
         if dry_run {

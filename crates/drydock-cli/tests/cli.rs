@@ -108,5 +108,115 @@ async fn prune_removes_what_dead_processes_left_and_nothing_live() -> TestResult
     // The live environment still works.
     let mut redis = live.redis()?.connection_manager().await?;
     redis::cmd("PING").query_async::<String>(&mut redis).await?;
+
+    prune_leaves_other_machines_alone_and_sees_reused_pids_and_bare_networks().await
+}
+
+/// Creates (does not start) a container, or a network alone, with `labels`.
+async fn leftover(
+    engine: &drydock::docker::Engine,
+    name: &str,
+    labels: std::collections::HashMap<String, String>,
+    network_only: bool,
+) -> TestResult {
+    use drydock::docker::bollard::models::{ContainerCreateBody, NetworkCreateRequest};
+    use drydock::docker::bollard::query_parameters::CreateContainerOptionsBuilder;
+    if network_only {
+        engine
+            .docker()
+            .create_network(NetworkCreateRequest {
+                name: name.to_owned(),
+                labels: Some(labels),
+                ..Default::default()
+            })
+            .await?;
+    } else {
+        let image =
+            std::env::var("DRYDOCK_IMAGE_REDIS").unwrap_or_else(|_| "drydock.local/redis:7".into());
+        engine
+            .docker()
+            .create_container(
+                Some(CreateContainerOptionsBuilder::new().name(name).build()),
+                ContainerCreateBody {
+                    image: Some(image),
+                    labels: Some(labels),
+                    ..Default::default()
+                },
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// `prune` judges liveness only where it can: another machine's environment on a shared
+/// engine is left alone whatever its pid; a pid now taken by another process (a reused pid) is
+/// not the owner; a network left without any container is seen and removed. (Called by the
+/// test above: one test at a time runs `prune`, which sees every test's leftovers.)
+async fn prune_leaves_other_machines_alone_and_sees_reused_pids_and_bare_networks() -> TestResult {
+    use drydock::identity::{
+        host_id, LABEL_HOST, LABEL_INSTANCE, LABEL_OWNER, LABEL_OWNER_STARTED, LABEL_RUN,
+    };
+    let engine = drydock::docker::Engine::connect().await?;
+    let run = format!("prune-{}", uuid::Uuid::new_v4().simple());
+    let labels = |instance: &str, host: &str, owner: u32, started: Option<u64>| {
+        let mut labels = std::collections::HashMap::from([
+            (LABEL_RUN.to_string(), run.clone()),
+            (LABEL_INSTANCE.to_string(), instance.to_string()),
+            (LABEL_HOST.to_string(), host.to_string()),
+            (LABEL_OWNER.to_string(), owner.to_string()),
+        ]);
+        if let Some(started) = started {
+            labels.insert(LABEL_OWNER_STARTED.to_string(), started.to_string());
+        }
+        labels
+    };
+    let me = std::process::id();
+    let elsewhere = format!("{}-elsewhere", uuid::Uuid::new_v4().simple());
+    let reused = format!("{}-reused", uuid::Uuid::new_v4().simple());
+    let bare = format!("{}-bare", uuid::Uuid::new_v4().simple());
+    // Another machine's, with a pid that is dead here: not ours to judge.
+    leftover(
+        &engine,
+        &elsewhere,
+        labels(&elsewhere, "another-machine", 999_999, None),
+        false,
+    )
+    .await?;
+    // Ours, owned by this test's pid but another start time: the owner is gone.
+    leftover(
+        &engine,
+        &reused,
+        labels(&reused, &host_id(), me, Some(1)),
+        false,
+    )
+    .await?;
+    // A network alone, of a dead owner of this machine.
+    leftover(
+        &engine,
+        &bare,
+        labels(&bare, &host_id(), 999_999, None),
+        true,
+    )
+    .await?;
+
+    let prune = drydock(&["prune"])?;
+    let report = String::from_utf8_lossy(&prune.stdout).into_owned();
+    assert!(prune.status.success(), "{report}");
+    let left = |instance: &str| format!("{LABEL_INSTANCE}={instance}");
+    assert_eq!(
+        labelled(&left(&elsewhere)).await?.containers.len(),
+        1,
+        "another machine's environment was pruned: {report}"
+    );
+    assert!(report.contains("another-machine"), "{report}");
+    assert!(
+        labelled(&left(&reused)).await?.is_empty(),
+        "a reused pid kept a dead owner's environment: {report}"
+    );
+    assert!(
+        labelled(&left(&bare)).await?.is_empty(),
+        "a network alone was not seen: {report}"
+    );
+    drydock::docker::remove_labelled(&engine, &[left(&elsewhere)]).await?;
     Ok(())
 }

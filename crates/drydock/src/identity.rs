@@ -17,6 +17,41 @@ pub const LABEL_OWNER: &str = "drydock.owner";
 pub const LABEL_SERVICE: &str = "drydock.service";
 /// Label: `owned` (an [`Env`](crate::Env) of one test) or `shared` (a keeper's, for a run).
 pub const LABEL_SCOPE: &str = "drydock.scope";
+/// Label: the machine the owner runs on ([`host_id`]): only there can its liveness be judged.
+pub const LABEL_HOST: &str = "drydock.host";
+/// Label: the owner's start time ([`RunOwner::started`]): a later process with the same pid is
+/// not the owner.
+pub const LABEL_OWNER_STARTED: &str = "drydock.owner-started";
+
+/// This machine, as resources' [`LABEL_HOST`] names it: `/etc/machine-id`, else the host name.
+///
+/// An engine may be shared by several machines (a remote `DOCKER_HOST`, a socket mounted into
+/// CI containers): `drydock prune` judges an owner's liveness only for resources of this one.
+///
+/// ```
+/// assert_eq!(drydock::identity::host_id(), drydock::identity::host_id());
+/// ```
+pub fn host_id() -> String {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        ["/etc/machine-id", "/proc/sys/kernel/hostname"]
+            .into_iter()
+            .filter_map(|path| std::fs::read_to_string(path).ok())
+            .map(|id| sanitize(&id))
+            .find(|id| !id.is_empty())
+            .unwrap_or_else(|| "unknown".into())
+    })
+    .clone()
+}
+
+/// Whether process `pid` of this machine runs and, when `started` is known, is the one that
+/// started then (not a later process given the same pid).
+pub fn process_alive(pid: u32, started: Option<u64>) -> bool {
+    match started {
+        Some(started) => RunOwner { pid, started }.is_alive(),
+        None => RunOwner::of(pid).is_some(),
+    }
+}
 
 /// The id of the current test run, shared by every test process of one run.
 ///
@@ -173,6 +208,10 @@ pub(crate) struct InstanceLabels {
     pub env: String,
     pub instance: String,
     pub owner: u32,
+    /// The owner's start time, when `/proc` tells it.
+    pub owner_started: Option<u64>,
+    /// The machine the owner runs on.
+    pub host: String,
     pub scope: &'static str,
 }
 
@@ -189,24 +228,32 @@ impl InstanceLabels {
     }
 
     fn with(run: String, env: String, scope: &'static str) -> Self {
+        let owner = std::process::id();
         InstanceLabels {
             run,
             env,
             instance: uuid::Uuid::new_v4().simple().to_string(),
-            owner: std::process::id(),
+            owner,
+            owner_started: RunOwner::of(owner).map(|o| o.started),
+            host: host_id(),
             scope,
         }
     }
 
     pub(crate) fn for_service(&self, service: &str) -> HashMap<String, String> {
-        HashMap::from([
+        let mut labels = HashMap::from([
             (LABEL_RUN.to_string(), self.run.clone()),
             (LABEL_ENV.to_string(), self.env.clone()),
             (LABEL_INSTANCE.to_string(), self.instance.clone()),
             (LABEL_OWNER.to_string(), self.owner.to_string()),
+            (LABEL_HOST.to_string(), self.host.clone()),
             (LABEL_SERVICE.to_string(), service.to_string()),
             (LABEL_SCOPE.to_string(), self.scope.to_string()),
-        ])
+        ]);
+        if let Some(started) = self.owner_started {
+            labels.insert(LABEL_OWNER_STARTED.to_string(), started.to_string());
+        }
+        labels
     }
 
     /// The `label=value` filter that selects exactly this instance's resources.
