@@ -273,7 +273,18 @@ async fn a_container_on_the_network_reaches_redis_through_the_slices_proxy() -> 
         "drydock.instance".to_string(),
         slice.instance_id().to_string(),
     )]);
-    let ping = ["redis-cli", "-h", host, "-p", port, "PING"];
+    let password = slice.redis()?.server().password().to_owned();
+    let ping = [
+        "redis-cli",
+        "-h",
+        host,
+        "-p",
+        port,
+        "--no-auth-warning",
+        "-a",
+        &password,
+        "PING",
+    ];
     let ran = drydock_tests::run_on_network(
         &image,
         slice.network(),

@@ -464,3 +464,27 @@ async fn a_killed_owner_leaves_nothing_within_ten_seconds() -> TestResult {
     }
     Ok(())
 }
+
+/// Redis asks for the password its URL carries: a client on loopback without it (any other
+/// user of the machine) is refused; the handed-out URL authenticates.
+#[tokio::test]
+async fn redis_refuses_clients_without_the_generated_password() -> TestResult {
+    let env = Env::builder().with_redis(Redis::default()).start().await?;
+    let db = env.redis()?;
+    assert!(!db.server().password().is_empty());
+    assert!(
+        !format!("{db:?}").contains(db.server().password()),
+        "Debug shows the password"
+    );
+    let bare = format!("redis://{}:{}/0", db.host(), db.port());
+    let mut anonymous = redis::Client::open(bare)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let refused: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut anonymous).await;
+    let error = refused.expect_err("a client without the password was served");
+    assert!(error.to_string().contains("NOAUTH"), "{error}");
+    let mut client = db.connection_manager().await?;
+    let pong: String = redis::cmd("PING").query_async(&mut client).await?;
+    assert_eq!(pong, "PONG");
+    Ok(())
+}

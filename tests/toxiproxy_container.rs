@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use drydock::{Env, Redis, TestResult, Toxiproxy, ToxiproxyEndpoint};
 use serde_json::json;
 
-async fn ping(address: &str) -> TestResult<Duration> {
-    let client = redis::Client::open(format!("redis://{address}/0"))?;
+async fn ping(address: &str, password: &str) -> TestResult<Duration> {
+    let client = redis::Client::open(format!("redis://:{password}@{address}/0"))?;
     let mut conn = client.get_multiplexed_async_connection().await?;
     let started = Instant::now();
     let pong: String = redis::cmd("PING").query_async(&mut conn).await?;
@@ -23,6 +23,7 @@ async fn redis_through_a_toxiproxy_container_gets_its_toxics() -> TestResult {
         .start()
         .await?;
     let toxiproxy: &ToxiproxyEndpoint = env.get::<Toxiproxy>()?;
+    let password = env.redis()?.server().password().to_owned();
     let api = reqwest::Client::new();
     let version = api
         .get(format!("{}/version", toxiproxy.api_url()))
@@ -38,7 +39,7 @@ async fn redis_through_a_toxiproxy_container_gets_its_toxics() -> TestResult {
         .await?;
     assert_eq!(created.status(), 201, "{}", created.text().await?);
     let through = toxiproxy.proxy_address(8666)?;
-    assert!(ping(&through).await? < Duration::from_millis(200));
+    assert!(ping(&through, &password).await? < Duration::from_millis(200));
 
     let toxic = api
         .post(format!("{}/proxies/redis/toxics", toxiproxy.api_url()))
@@ -46,7 +47,7 @@ async fn redis_through_a_toxiproxy_container_gets_its_toxics() -> TestResult {
         .send()
         .await?;
     assert!(toxic.status().is_success(), "{}", toxic.text().await?);
-    assert!(ping(&through).await? >= Duration::from_millis(300));
+    assert!(ping(&through, &password).await? >= Duration::from_millis(300));
 
     // Another container on the network reaches it by name, with the toxic.
     let image = std::env::var("DRYDOCK_IMAGE_REDIS").unwrap_or_else(|_| "redis:7-alpine".into());
@@ -60,7 +61,17 @@ async fn redis_through_a_toxiproxy_container_gets_its_toxics() -> TestResult {
         &image,
         env.network(),
         labels,
-        &["redis-cli", "-h", host, "-p", port, "PING"],
+        &[
+            "redis-cli",
+            "-h",
+            host,
+            "-p",
+            port,
+            "--no-auth-warning",
+            "-a",
+            &password,
+            "PING",
+        ],
         Duration::from_secs(30),
     )
     .await?;

@@ -142,7 +142,7 @@ async fn a_nextest_setup_script_starts_the_dependencies_once_for_every_test() ->
             .map_err(|e| format!("test {name} left no record ({e}):\n{stderr}"))?;
         records.push(parse(&record));
     }
-    for key in ["run", "instance", "redis_url", "redis_server_run"] {
+    for key in ["run", "instance", "redis_address", "redis_server_run"] {
         let seen: std::collections::BTreeSet<_> = records.iter().map(|r| &r[key]).collect();
         assert_eq!(seen.len(), 1, "every test saw one {key}: {records:#?}");
     }

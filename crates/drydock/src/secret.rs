@@ -28,7 +28,7 @@ pub(crate) fn mask_userinfo(value: &str) -> String {
 }
 
 /// A fresh random password: 32 hex characters (122 bits from the OS generator, via UUID v4).
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "redis"))]
 pub(crate) fn generate() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }

@@ -59,8 +59,8 @@ pub(crate) async fn resolve(docker: &Docker, endpoint: &str) -> HostAddress {
 }
 
 /// Says, once per process and loudly, that `DRYDOCK_BIND_IP` publishes the services beyond this
-/// machine: Redis has no password, and the stub's admin API and the fault proxies' ports answer
-/// anyone who reaches them.
+/// machine: the stub's admin API and the fault proxies' ports answer anyone who reaches them,
+/// and the databases' logins are exposed.
 fn warn_if_exposed(ip: &str) {
     static WARNED: std::sync::Once = std::sync::Once::new();
     let loopback = ip.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
@@ -69,7 +69,7 @@ fn warn_if_exposed(ip: &str) {
             eprintln!(
                 "drydock: WARNING: DRYDOCK_BIND_IP={ip} publishes every service's port on {ip}, \
                  not only on this machine's loopback: whoever reaches that address reaches \
-                 Redis (no password), PostgreSQL's login and the stub's admin API. Unset it \
+                 the logins of Redis and PostgreSQL and the stub's admin API. Unset it \
                  unless the engine runs elsewhere and its clients need that address."
             );
         });

@@ -15,10 +15,15 @@ pub fn probe(name: &str) {
         .as_millis();
     let var = |key: &str| std::env::var(key).unwrap_or_else(|_| panic!("{key} is not set"));
     let url = var("REDIS_URL");
-    let (address, db) = url
+    let (authority, db) = url
         .strip_prefix("redis://")
         .and_then(|rest| rest.rsplit_once('/'))
-        .unwrap_or_else(|| panic!("REDIS_URL={url} is not redis://host:port/db"));
+        .unwrap_or_else(|| panic!("REDIS_URL is not redis://[:password@]host:port/db"));
+    // drydock's Redis asks for the password its URL carries.
+    let (password, address) = match authority.rsplit_once('@') {
+        Some((userinfo, address)) => (userinfo.strip_prefix(':'), address),
+        None => (None, authority),
+    };
     // No retry: the server must be ready before the first test.
     let stream = TcpStream::connect(address).expect("connect to REDIS_URL at once");
     stream
@@ -28,6 +33,9 @@ pub fn probe(name: &str) {
         reader: BufReader::new(stream.try_clone().expect("clone")),
         writer: stream,
     };
+    if let Some(password) = password {
+        assert_eq!(redis.call(&["AUTH", password]), "OK");
+    }
     assert_eq!(redis.call(&["SELECT", db]), "OK");
     assert_eq!(redis.call(&["SET", name, "seen"]), "OK");
     let info = redis.call(&["INFO", "server"]);
@@ -37,7 +45,7 @@ pub fn probe(name: &str) {
         .expect("run_id in INFO server")
         .trim();
     let record = format!(
-        "started_ms={started}\nrun={}\ninstance={}\nredis_url={url}\nredis_server_run={server_run}\n",
+        "started_ms={started}\nrun={}\ninstance={}\nredis_address={address}/{db}\nredis_server_run={server_run}\n",
         var("DRYDOCK_RUN_ID"),
         var("DRYDOCK_INSTANCE"),
     );

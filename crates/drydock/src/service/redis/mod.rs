@@ -84,21 +84,31 @@ impl Service for Redis {
 
     fn plan(&self, image: ImageRef, context: &mut PlanContext) -> Result<ContainerPlan> {
         // Arguments starting with '-' are appended to redis-server by the image's entrypoint.
-        let mut cmd: Vec<String> = ["--save", "", "--appendonly", "no"]
+        // A generated password: loopback is shared by every local user.
+        let mut cmd: Vec<String> = ["--save", "", "--appendonly", "no", "--requirepass"]
             .into_iter()
             .map(String::from)
             .collect();
+        cmd.push(crate::secret::generate());
         if let Some(count) = self.database_count(context.sharing()) {
             cmd.extend(["--databases".to_string(), count.to_string()]);
         }
         Ok(ContainerPlan::new(image).cmd(cmd).port(PORT).tmpfs("/data"))
     }
 
-    fn server(&self, _: &ContainerPlan, container: &StartedContainer) -> Result<RedisServer> {
+    fn server(&self, plan: &ContainerPlan, container: &StartedContainer) -> Result<RedisServer> {
+        let password = plan
+            .cmd
+            .iter()
+            .skip_while(|arg| *arg != "--requirepass")
+            .nth(1)
+            .cloned()
+            .unwrap_or_default();
         Ok(RedisServer {
             host: container.host().to_string(),
             port: container.host_port(PORT)?,
             container_name: container.name().to_string(),
+            password,
             direct: None,
         })
     }
@@ -159,8 +169,15 @@ impl Service for Redis {
         vec![
             format!("database: {}", db.db()),
             format!(
-                "connect: redis-cli -h {} -p {} -n {}",
-                db.server.host, db.server.port, db.db
+                "connect: redis-cli -h {} -p {} -n {} --no-auth-warning -a {}",
+                db.server.host,
+                db.server.port,
+                db.db,
+                if crate::secret::shown() {
+                    db.server.password.as_str()
+                } else {
+                    "<masked: DRYDOCK_SHOW_SECRETS=1 shows it>"
+                }
             ),
         ]
     }
@@ -168,13 +185,18 @@ impl Service for Redis {
 
 /// A running Redis server of an environment.
 ///
-/// Its port is published on loopback only, which is what keeps it private: the official image
-/// runs without a password, and so does this one, so that clients written for it work unchanged.
+/// Its port is published on loopback only, and it asks for a password generated per
+/// environment (`--requirepass`): loopback is shared by every user of the machine. The URLs it
+/// hands out carry it (`redis://:<password>@host:port/db`), which every Redis client reads, so a
+/// system under test given `REDIS_URL` authenticates with nothing more.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct RedisServer {
     host: String,
     port: u16,
     container_name: String,
+    /// The generated password. Never log it: `Debug` leaves it out.
+    #[serde(default)]
+    password: String,
     /// The server itself, when `host`/`port` are a fault proxy's.
     #[serde(default)]
     direct: Option<(String, u16)>,
@@ -203,9 +225,28 @@ impl RedisServer {
         self.port
     }
 
-    /// The URL of logical database `db`.
+    /// The URL of logical database `db`, with the password: `redis://:<password>@host:port/db`.
     pub fn url_for_db(&self, db: u32) -> String {
-        format!("redis://{}:{}/{db}", self.host, self.port)
+        format!(
+            "redis://{}{}:{}/{db}",
+            self.userinfo(),
+            self.host,
+            self.port
+        )
+    }
+
+    /// The generated password (empty for a server started without one).
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// `:<password>@`, or nothing without a password.
+    fn userinfo(&self) -> String {
+        if self.password.is_empty() {
+            String::new()
+        } else {
+            format!(":{}@", self.password)
+        }
     }
 
     /// A client for logical database `db`.
@@ -248,14 +289,19 @@ impl RedisDb {
         self.db
     }
 
-    /// `redis://host:port/<db>`, for `REDIS_URL`.
+    /// `redis://:<password>@host:port/<db>`, for `REDIS_URL`.
     pub fn url(&self) -> String {
         self.server.url_for_db(self.db)
     }
 
     /// The URL for containers on the environment's network.
     pub fn internal_url(&self) -> String {
-        format!("redis://{}:{PORT}/{}", self.server.container_name, self.db)
+        format!(
+            "redis://{}{}:{PORT}/{}",
+            self.server.userinfo(),
+            self.server.container_name,
+            self.db
+        )
     }
 
     /// A client for the database.
