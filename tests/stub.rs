@@ -171,7 +171,7 @@ async fn bad_mappings_fail_before_anything_starts() -> Result {
     let dir = tempfile::tempdir()?;
     std::fs::write(
         dir.path().join("broken.json"),
-        r#"{"request": {"method": "GET", "urlPathTemplate": "/x/{id}"}, "response": {}}"#,
+        r#"{"request": {"method": "POST", "url": "/x", "multipartPatterns": [{}]}, "response": {}}"#,
     )?;
     let started = std::time::Instant::now();
     let error = Env::builder()
@@ -181,7 +181,7 @@ async fn bad_mappings_fail_before_anything_starts() -> Result {
         .expect_err("the mapping is outside the supported subset");
     let message = error.to_string();
     assert!(message.contains("broken.json"), "{message}");
-    assert!(message.contains("`request.urlPathTemplate`"), "{message}");
+    assert!(message.contains("multipartPatterns"), "{message}");
     // Checked while reading the spec: no engine call, so nothing was created to be left behind.
     assert!(
         started.elapsed() < Duration::from_secs(1),
