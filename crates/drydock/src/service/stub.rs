@@ -69,12 +69,9 @@ impl HttpStub {
     /// let env = Env::builder().with_stub(HttpStub::default().https()).start().await?;
     /// let stub = env.stub()?;
     /// let ca = stub.certificate_authority().await?.expect("served over HTTPS");
-    /// let client = reqwest::Client::builder()
-    ///     .tls_built_in_root_certs(false)
-    ///     .add_root_certificate(ca.reqwest_certificate()?)
-    ///     .build()?;
+    /// let pem = ca.pem(); // for `curl --cacert`, `SSL_CERT_FILE`; or `ca.reqwest_certificate()`
     /// let url = stub.https_url().expect("served over HTTPS");
-    /// # let _ = (client, url);
+    /// # let _ = (pem, url);
     /// # Ok(()) }
     /// ```
     pub fn https(mut self) -> Self {
