@@ -316,6 +316,12 @@ async fn a_missing_image_fails_fast_with_a_clear_error() -> TestResult {
     })
     .await?;
     assert_child_passed("child_missing_image", &output);
+    // The person waiting is told what is being pulled.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("drydock: pulling drydock.local/does-not-exist:1"),
+        "{stderr}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "took {:?}",

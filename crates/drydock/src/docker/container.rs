@@ -202,10 +202,17 @@ async fn ensure_image(engine: &Engine, service: &str, plan: &ContainerPlan) -> R
         .ok()
         .flatten();
     let pull = async {
+        let began = std::time::Instant::now();
+        crate::progress::pull_started(&reference);
+        let mut layers = crate::progress::PullProgress::new(&reference);
         let mut progress = docker.create_image(Some(options), None, credentials);
         while let Some(step) = progress.next().await {
-            step.map_err(|e| unavailable(e.to_string()))?;
+            let step = step.map_err(|e| unavailable(e.to_string()))?;
+            if let (Some(layer), Some(detail)) = (step.id, step.progress_detail) {
+                layers.update(layer, detail.current, detail.total);
+            }
         }
+        crate::progress::pull_finished(&reference, began.elapsed());
         Ok(())
     };
     tokio::time::timeout(PULL_TIMEOUT, pull)
