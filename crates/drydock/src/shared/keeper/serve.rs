@@ -239,10 +239,8 @@ pub(super) async fn serve(dir: RunDir) -> Result<()> {
         "drydock keeper: done after {} slices",
         keeper.served.load(Ordering::Relaxed)
     );
-    // A failed environment keeps its directory a while: errors name the log in it.
-    if !matches!(*keeper.phase.borrow(), Phase::Failed(_)) {
-        dir.remove_if_idle();
-    }
+    // Failed or not: errors name the keeper's log, which lives beside the run directories.
+    dir.remove_if_idle();
     // What killed keepers of earlier runs left.
     crate::shared::run_dir::remove_stale(STALE_AFTER);
     crate::shared::run_dir::remove_old_logs(crate::shared::run_dir::LOG_KEPT);
