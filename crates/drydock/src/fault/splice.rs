@@ -59,6 +59,24 @@ impl Pipe {
         }
     }
 
+    /// Moves what `source` has into the (empty) pipe without waiting: `None` when it has
+    /// nothing yet. It asks the socket itself, not the runtime's readiness, so that a caller
+    /// spinning for an answer sees it as soon as the kernel has it.
+    pub(super) fn try_fill(&self, source: &TcpStream) -> io::Result<Option<usize>> {
+        match splice(
+            source,
+            None,
+            &self.write,
+            None,
+            self.capacity,
+            SpliceFlags::NONBLOCK | SpliceFlags::MOVE,
+        ) {
+            Ok(moved) => Ok(Some(moved)),
+            Err(rustix::io::Errno::AGAIN) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Moves `len` bytes from the pipe into `sink`, waiting while the sink's buffer is full.
     pub(super) async fn drain(&self, sink: &TcpStream, mut len: usize) -> io::Result<()> {
         while len > 0 {
