@@ -39,6 +39,9 @@ const EXCHANGES: usize = 2_000;
 const ROUNDS: usize = 10;
 const BULK: usize = 1 << 30;
 const BULK_ROUNDS: usize = 9;
+/// Bytes per round from a real server, and the size of the Redis value read.
+const SERVICE_BULK: usize = 256 << 20;
+const REDIS_VALUE: usize = 16 << 20;
 
 const PATHS: [&str; 3] = ["direct", "drydock", "noxious"];
 
@@ -156,6 +159,22 @@ fn echo_exchanges(
     })
 }
 
+/// A connection to the environment's Redis, authenticated. RESP by hand throughout: the path's
+/// cost, not a client's.
+async fn redis_session(address: &str) -> BenchResult<TcpStream> {
+    let mut socket = TcpStream::connect(address).await?;
+    socket.set_nodelay(true)?;
+    let password = REDIS_PASSWORD.get().ok_or("no redis")?;
+    let auth = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n", password.len());
+    socket.write_all(auth.as_bytes()).await?;
+    let mut answer = [0u8; 5];
+    socket.read_exact(&mut answer).await?;
+    if &answer != b"+OK\r\n" {
+        return Err(format!("AUTH answered {:?}", String::from_utf8_lossy(&answer)).into());
+    }
+    Ok(socket)
+}
+
 fn redis_exchanges(
     address: String,
     exchanges: usize,
@@ -242,20 +261,116 @@ fn round_trips(
     Ok(samples)
 }
 
-/// `BULK` bytes to the sink through `address`, in MB/s.
-async fn bulk(address: &str) -> BenchResult<f64> {
-    let mut socket = TcpStream::connect(address).await?;
-    let chunk = vec![1u8; 64 << 10];
-    let started = Instant::now();
-    socket.write_u64(BULK as u64).await?;
-    let mut sent = 0;
-    while sent < BULK {
-        socket.write_all(&chunk).await?;
-        sent += chunk.len();
+/// One kind of bulk transfer through `address`, in MB/s.
+type Bulk = fn(String) -> Pin<Box<dyn Future<Output = BenchResult<f64>> + Send>>;
+
+/// Median throughput per path over [`BULK_ROUNDS`], the paths taking turns.
+fn throughputs(runtime: &Runtime, paths: &Paths, bulk: Bulk) -> BenchResult<[f64; 3]> {
+    let mut rates: [Vec<f64>; 3] = Default::default();
+    // Round 0 warms up, as for round trips.
+    for round in 0..=BULK_ROUNDS {
+        for (path, address) in paths.addresses.iter().enumerate() {
+            let rate = runtime.block_on(bulk(address.clone()))?;
+            if round > 0 {
+                rates[path].push(rate);
+            }
+        }
     }
-    let mut ack = [0u8; 1];
-    socket.read_exact(&mut ack).await?;
-    Ok(BULK as f64 / 1e6 / started.elapsed().as_secs_f64())
+    Ok(rates.map(|mut r| {
+        r.sort_by(f64::total_cmp);
+        r[r.len() / 2]
+    }))
+}
+
+fn report_bulk(what: &str, rates: &[f64; 3]) {
+    println!("\n{what} (median of {BULK_ROUNDS})");
+    for (i, path) in PATHS.iter().enumerate() {
+        println!(
+            "  {:<8} {:>8.0} MB/s {:>6.1} % of direct",
+            path,
+            rates[i],
+            100.0 * rates[i] / rates[0]
+        );
+    }
+    let share = rates[1] / rates[0];
+    println!(
+        "  drydock {:.1} % of direct (target ≥ 90 %: {}); {:.2}× noxious",
+        100.0 * share,
+        verdict(share >= 0.9),
+        rates[1] / rates[2]
+    );
+}
+
+/// `BULK` bytes to the sink through `address`, in MB/s.
+fn sink_bulk(address: String) -> Pin<Box<dyn Future<Output = BenchResult<f64>> + Send>> {
+    Box::pin(async move {
+        let mut socket = TcpStream::connect(address).await?;
+        let chunk = vec![1u8; 64 << 10];
+        let started = Instant::now();
+        socket.write_u64(BULK as u64).await?;
+        let mut sent = 0;
+        while sent < BULK {
+            socket.write_all(&chunk).await?;
+            sent += chunk.len();
+        }
+        let mut ack = [0u8; 1];
+        socket.read_exact(&mut ack).await?;
+        Ok(BULK as f64 / 1e6 / started.elapsed().as_secs_f64())
+    })
+}
+
+/// About `SERVICE_BULK` bytes of rows from PostgreSQL (`COPY … TO STDOUT`), in MB/s.
+fn postgres_bulk(address: String) -> Pin<Box<dyn Future<Output = BenchResult<f64>> + Send>> {
+    Box::pin(async move {
+        use futures::StreamExt;
+        let (host, port) = address.rsplit_once(':').ok_or("no port")?;
+        let options = POSTGRES
+            .get()
+            .ok_or("no postgres")?
+            .clone()
+            .host(host)
+            .port(port.parse()?);
+        let mut connection = PgConnection::connect_with(&options).await?;
+        // Rows of 1000 characters, made by the server: what crosses the path is the rows.
+        let rows = SERVICE_BULK / 1001;
+        let started = Instant::now();
+        let mut copy = connection
+            .copy_out_raw(&format!(
+                "COPY (SELECT repeat('x', 1000) FROM generate_series(1, {rows})) TO STDOUT"
+            ))
+            .await?;
+        let mut received = 0;
+        while let Some(chunk) = copy.next().await {
+            received += chunk?.len();
+        }
+        let rate = received as f64 / 1e6 / started.elapsed().as_secs_f64();
+        drop(copy);
+        connection.close().await?;
+        if received < rows * 1001 {
+            return Err(format!("COPY sent {received} bytes, expected {}", rows * 1001).into());
+        }
+        Ok(rate)
+    })
+}
+
+/// `GET` of a [`REDIS_VALUE`]-byte value, [`SERVICE_BULK`] bytes in all, in MB/s.
+fn redis_bulk(address: String) -> Pin<Box<dyn Future<Output = BenchResult<f64>> + Send>> {
+    Box::pin(async move {
+        let mut socket = redis_session(&address).await?;
+        let header = format!("${REDIS_VALUE}\r\n");
+        let mut answer = vec![0u8; header.len() + REDIS_VALUE + 2];
+        let started = Instant::now();
+        for _ in 0..SERVICE_BULK / REDIS_VALUE {
+            socket
+                .write_all(b"*2\r\n$3\r\nGET\r\n$4\r\nbulk\r\n")
+                .await?;
+            socket.read_exact(&mut answer).await?;
+            if !answer.starts_with(header.as_bytes()) {
+                return Err("GET bulk did not answer the value".into());
+            }
+        }
+        Ok(SERVICE_BULK as f64 / 1e6 / started.elapsed().as_secs_f64())
+    })
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -369,9 +484,29 @@ fn main() -> BenchResult {
             let redis = env.fault("redis")?.upstream();
             let _ = REDIS_PASSWORD.set(env.redis()?.server().password().to_owned());
             let redis_paths = paths(&noxious_runtime, "redis", &redis)?;
+            runtime.block_on(async {
+                let mut redis = env.redis()?.connection_manager().await?;
+                redis::cmd("SET")
+                    .arg("bulk")
+                    .arg(vec![b'r'; REDIS_VALUE])
+                    .exec_async(&mut redis)
+                    .await?;
+                BenchResult::Ok(())
+            })?;
             report_latency(
                 "redis, PING",
                 &round_trips(&runtime, &redis_paths, redis_exchanges)?,
+            );
+            report_bulk(
+                &format!(
+                    "bulk, PostgreSQL COPY TO STDOUT, {} MiB",
+                    SERVICE_BULK >> 20
+                ),
+                &throughputs(&runtime, &postgres_paths, postgres_bulk)?,
+            );
+            report_bulk(
+                &format!("bulk, Redis GET of a {} MiB value", REDIS_VALUE >> 20),
+                &throughputs(&runtime, &redis_paths, redis_bulk)?,
             );
             drop((postgres_paths, redis_paths));
             runtime.block_on(env.teardown())?;
@@ -379,45 +514,14 @@ fn main() -> BenchResult {
         Some(Err(e)) => println!("\npostgres and redis skipped: no environment ({e})"),
     }
 
-    if !runs("bulk") {
-        return Ok(());
-    }
-    let sink = runtime.block_on(sink_server())?;
-    let sink_paths = paths(&noxious_runtime, "sink", &sink.to_string())?;
-    let mut rates: [Vec<f64>; 3] = Default::default();
-    for _ in 0..BULK_ROUNDS {
-        for (path, address) in sink_paths.addresses.iter().enumerate() {
-            if std::env::var("XONLY").is_ok_and(|p| p != path.to_string()) {
-                rates[path].push(1.0);
-                continue;
-            }
-            rates[path].push(runtime.block_on(bulk(address))?);
-        }
-    }
-    let median = |r: &mut Vec<f64>| {
-        r.sort_by(f64::total_cmp);
-        r[r.len() / 2]
-    };
-    let rates: Vec<f64> = rates.iter_mut().map(median).collect();
-    println!(
-        "\nbulk, {} MiB client → server (median of {BULK_ROUNDS})",
-        BULK >> 20
-    );
-    for (i, path) in PATHS.iter().enumerate() {
-        println!(
-            "  {:<8} {:>8.0} MB/s {:>6.1} % of direct",
-            path,
-            rates[i],
-            100.0 * rates[i] / rates[0]
+    if runs("bulk") {
+        let sink = runtime.block_on(sink_server())?;
+        let sink_paths = paths(&noxious_runtime, "sink", &sink.to_string())?;
+        report_bulk(
+            &format!("bulk, {} MiB client → in-process sink", BULK >> 20),
+            &throughputs(&runtime, &sink_paths, sink_bulk)?,
         );
     }
-    let share = rates[1] / rates[0];
-    println!(
-        "  drydock {:.1} % of direct (target ≥ 90 %: {}); {:.2}× noxious",
-        100.0 * share,
-        verdict(share >= 0.9),
-        rates[1] / rates[2]
-    );
     println!("\ntotal {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }

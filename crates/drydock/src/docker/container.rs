@@ -160,11 +160,10 @@ pub(crate) async fn published_ports(
         .inspect_container(id, None)
         .await
         .map_err(|e| Error::docker(format!("inspecting the {service} container"), e))?;
-    let published = inspected
-        .network_settings
-        .and_then(|n| n.ports)
-        .unwrap_or_default();
-    Ok(published
+    let settings = inspected.network_settings.unwrap_or_default();
+    let ports: HashMap<u16, u16> = settings
+        .ports
+        .unwrap_or_default()
         .iter()
         .filter_map(|(key, bindings)| {
             let port: u16 = key.strip_suffix("/tcp")?.parse().ok()?;
@@ -174,7 +173,33 @@ pub(crate) async fn published_ports(
                 .find_map(|b| b.host_port.as_ref()?.parse().ok())?;
             Some((port, host))
         })
-        .collect())
+        .collect();
+    // Fault proxies of this process (and of the slices it grants) may skip the published
+    // port's own proxy when the container's bridge is on this machine.
+    let bridge = settings
+        .networks
+        .unwrap_or_default()
+        .into_values()
+        .find_map(|n| {
+            let gateway: std::net::IpAddr = n.gateway?.parse().ok()?;
+            let address: std::net::IpAddr = n.ip_address?.parse().ok()?;
+            Some((gateway, address))
+        });
+    match bridge {
+        Some((gateway, address)) if super::host::is_local_bridge(engine, gateway) => {
+            crate::fault::shortcut::learn(
+                id,
+                ports.iter().map(|(&container, &published)| {
+                    (
+                        format!("{}:{published}", engine.host()),
+                        std::net::SocketAddr::new(address, container),
+                    )
+                }),
+            );
+        }
+        _ => crate::fault::shortcut::learn(id, []),
+    }
+    Ok(ports)
 }
 
 /// Makes sure the image is on this machine, pulling it (bounded, with the registry's

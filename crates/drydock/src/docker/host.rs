@@ -116,6 +116,19 @@ async fn bridge_gateway(docker: &Docker) -> Option<IpAddr> {
 }
 
 /// An address is this machine's own when a socket can bind to it.
+/// Whether containers on a network whose gateway is `gateway` can be reached from this process
+/// at their own addresses without leaving this machine: the engine is this machine's (a
+/// local socket, ports reached on loopback) and the gateway is one of this machine's addresses
+/// (the bridge is here, not in a VM or a rootless engine's namespace).
+pub(crate) fn is_local_bridge(engine: &super::Engine, gateway: IpAddr) -> bool {
+    let local_engine =
+        engine.endpoint().starts_with("unix://") || engine.endpoint().starts_with('/');
+    local_engine
+        && engine.host() == LOOPBACK
+        && !gateway.is_unspecified()
+        && is_own_address(gateway)
+}
+
 fn is_own_address(ip: IpAddr) -> bool {
     if ip == IpAddr::V4(Ipv4Addr::UNSPECIFIED) {
         return false;

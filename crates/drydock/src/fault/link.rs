@@ -33,10 +33,6 @@ const CHUNK: usize = 32 * 1024;
 const FIRST_READ: usize = 16 * 1024;
 const MAX_READ: usize = 256 * 1024;
 
-/// A splice this large means a bulk transfer: the proxy's thread then lets the writer run
-/// first, so that the next splice moves more at once (fewer wake-ups per byte).
-const BULK_MOVE: usize = 64 * 1024;
-
 /// How long the proxy's thread keeps asking for an answer before it sleeps until one comes —
 /// only on a link whose last answer came this quickly. A sleeping thread takes a wake-up to
 /// react, tens of microseconds on a virtual machine, once per answer; a thread that asks again
@@ -90,7 +86,7 @@ impl Link {
 
 pub(crate) async fn run(inner: Arc<Inner>, mut client: TcpStream) {
     let upstream = lock(&inner.upstream).clone();
-    let Ok(mut server) = TcpStream::connect(&upstream).await else {
+    let Some(mut server) = connect(&upstream).await else {
         // The client sees its connection closed, as with Toxiproxy when the upstream is gone.
         return;
     };
@@ -122,6 +118,20 @@ pub(crate) async fn run(inner: Arc<Inner>, mut client: TcpStream) {
     // Dropping the sockets closes both sides now (with a RST after a reset).
     drop((client, server));
     inner.counters.open.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Connects to `upstream`, by its shortcut when there is one (see [`super::shortcut`]); a
+/// shortcut that fails is forgotten and the published address tried.
+async fn connect(upstream: &str) -> Option<TcpStream> {
+    if let Some(address) = super::shortcut::lookup(upstream) {
+        // On a bridge of this machine a live container answers at once; one that is gone
+        // leaves the connection waiting for its address to resolve: fall back soon.
+        match tokio::time::timeout(Duration::from_millis(250), TcpStream::connect(address)).await {
+            Ok(Ok(server)) => return Some(server),
+            _ => super::shortcut::forget(upstream),
+        }
+    }
+    TcpStream::connect(upstream).await.ok()
 }
 
 /// Runs both directions: one side closing (EOF) lets the other finish; anything else ends the
@@ -303,9 +313,6 @@ async fn zero_copy(
                     return Some(End::Close);
                 }
                 wrote(link, stream, n);
-                if n >= BULK_MOVE && std::env::var_os("XYIELD").is_some() {
-                    std::thread::yield_now();
-                }
             }
             Err(_) => return Some(End::Close),
         }

@@ -35,6 +35,7 @@ mod kafka;
 mod link;
 mod proxy;
 mod runtime;
+pub(crate) mod shortcut;
 #[cfg(target_os = "linux")]
 mod splice;
 mod toxic;

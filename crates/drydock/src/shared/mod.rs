@@ -103,6 +103,7 @@ pub(crate) async fn attach(builder: EnvBuilder) -> Result<Slice> {
     // Each service's handle, from the server and scope the keeper granted.
     let mut entries = Vec::new();
     let mut direct = Vec::new();
+    crate::fault::shortcut::learn_granted(&connected.grant.shortcuts);
     for granted in &connected.grant.services {
         let service = connected.service(&granted.name)?;
         entries.push(service.entry(

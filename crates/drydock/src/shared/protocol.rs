@@ -60,6 +60,9 @@ pub(crate) struct SliceGrant {
     pub instance: String,
     pub network: String,
     pub services: Vec<GrantedService>,
+    /// The keeper's shortcuts to its containers, for the slice's fault proxies.
+    #[serde(default)]
+    pub shortcuts: Vec<crate::fault::shortcut::Granted>,
 }
 
 /// One service of a slice: its server and this slice's scope of it.

@@ -181,6 +181,7 @@ async fn cut(resources: &Resources) -> Result<(SliceGrant, Vec<Box<dyn Send + Sy
         instance: resources.instance.clone(),
         network: resources.network.clone(),
         services: granted,
+        shortcuts: crate::fault::shortcut::known(),
     };
     Ok((grant, leases))
 }
