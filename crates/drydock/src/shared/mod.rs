@@ -77,9 +77,10 @@ use crate::{
 /// How long a process may wait for the election lock: another process holds it only while it
 /// spawns a keeper and sees its socket appear.
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(30);
-/// How many keepers may be lost under one attach before it gives up: a keeper killed now and
-/// then is survived by trying its replacement; one that dies at every start is reported.
-const ATTACH_ATTEMPTS: u32 = 6;
+/// How many keepers may be lost under one attach before it gives up (so may the slice bound
+/// run out): a keeper killed now and then, even while it starts the environment, is survived
+/// by trying its replacement; one that dies at every start is reported.
+const ATTACH_ATTEMPTS: u32 = 20;
 /// How long a keeper may take to answer `Status`. It answers from its accept loop, whatever its
 /// environment is doing, so a longer silence is a hung (or stopped) keeper.
 const STATUS_BOUND: Duration = Duration::from_secs(3);
@@ -252,7 +253,7 @@ async fn connect(mut builder: EnvBuilder, mode: Mode) -> Result<Connected> {
                 // environment, so trying again costs little.
                 Err(Attempt::Lost(e)) => {
                     lost += 1;
-                    if lost >= ATTACH_ATTEMPTS {
+                    if lost >= ATTACH_ATTEMPTS || started.elapsed() >= bound {
                         return Err(Error::KeeperLost {
                             dir: dir.path().to_path_buf(),
                             attempts: lost,
