@@ -854,7 +854,7 @@ async fn a_stopped_keeper_is_named_killed_and_replaced_within_seconds() -> TestR
         let _ = signal(status.pid, "-KILL");
     }
     let second = second?;
-    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert!(took < Duration::from_secs(12), "took {took:?}");
     assert_eq!(second.instance_id(), first.instance_id(), "adopted");
     let log = std::fs::read_to_string(&status.log)?;
     assert!(

@@ -322,14 +322,22 @@ fn parse_duration(text: &str) -> Option<Duration> {
 /// A keeper is first asked for its status, within [`STATUS_BOUND`]: one that does not answer
 /// (hung, or stopped) is replaced under the election lock (see [`replace_hung`]).
 fn connect_or_spawn(dir: &RunDir, spec: &KeeperSpec) -> Result<UnixStream> {
-    if let Probe::Answers = probe(dir) {
+    let keeper_pid = || std::fs::read_to_string(dir.pid_file()).ok();
+    let first = probe(dir);
+    if let Probe::Answers = first {
         if let Ok(stream) = UnixStream::connect(dir.socket()) {
             return Ok(stream);
         }
     }
+    let hung_pid = matches!(first, Probe::Hung).then(keeper_pid);
     let _lock = dir.lock(ELECTION_TIMEOUT)?;
-    // Whoever held the lock before may have started it, or the keeper hung.
-    match probe(dir) {
+    // The same keeper found hung before the lock, and none started since: no second wait.
+    let now = match hung_pid {
+        Some(pid) if pid == keeper_pid() => Probe::Hung,
+        // Whoever held the lock before may have started it, or the keeper hung.
+        _ => probe(dir),
+    };
+    match now {
         Probe::Answers => {
             if let Ok(stream) = UnixStream::connect(dir.socket()) {
                 return Ok(stream);
