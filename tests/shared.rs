@@ -599,3 +599,271 @@ async fn one_environment_serves_a_cargo_test_run_across_gaps_longer_than_the_gra
     );
     Ok(())
 }
+
+/// The keeper of the run with this identity, as `drydock ls` sees it: its pid and log.
+fn keeper_of(identity: &str) -> Option<drydock::shared::Status> {
+    drydock::shared::keepers()
+        .into_iter()
+        .filter_map(|(_, status)| status.ok())
+        .find(|s| s.identity == identity)
+}
+
+fn signal(pid: u32, signal: &str) -> std::io::Result<()> {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "kill {signal} {pid}: {status}"
+        )))
+    }
+}
+
+/// One test of the kill loop below: attaches while keepers die, and uses its slice across a
+/// keeper's death.
+#[tokio::test]
+#[ignore = "run many times by a_keeper_killed_at_random_moments_fails_no_test"]
+async fn child_attach_use_and_hold() -> TestResult {
+    let slice = Env::builder()
+        .with_postgres(Postgres::default().setting("application_name", "kill-loop"))
+        .with_redis(Redis::default().databases(20))
+        .grace_period(GRACE)
+        .attach()
+        .await?;
+    let pool = slice.postgres()?.pool().await?;
+    let mut redis = slice.redis()?.connection_manager().await?;
+    for round in 0..3 {
+        sqlx::query("CREATE TABLE IF NOT EXISTS t (n int)")
+            .execute(&pool)
+            .await?;
+        sqlx::query("INSERT INTO t VALUES ($1)")
+            .bind(round)
+            .execute(&pool)
+            .await?;
+        redis::cmd("SET")
+            .arg("round")
+            .arg(round)
+            .query_async::<()>(&mut redis)
+            .await?;
+        // Held across keeper deaths.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM t")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(rows, 3, "a slice of its own");
+    println!("ATTACHED {}", slice.instance_id());
+    Ok(())
+}
+
+/// SIGKILL of the keeper at random moments, while tests attach and use their slices: no test
+/// fails. An attach in flight retries against the replacement; the replacement (started by
+/// the dead keeper's reaper, or by the next attach) adopts the environment and the slices
+/// tests hold, so nothing is swept from under them.
+#[tokio::test]
+async fn a_keeper_killed_at_random_moments_fails_no_test() -> TestResult {
+    let run = format!("kill-loop-{}", uuid::Uuid::new_v4().simple());
+    let identity = Env::builder()
+        .with_postgres(Postgres::default().setting("application_name", "kill-loop"))
+        .with_redis(Redis::default().databases(20))
+        .identity()?;
+    let owner = std::process::id().to_string();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..3)
+        .map(|_| {
+            let (run, owner, stop) = (run.clone(), owner.clone(), stop.clone());
+            tokio::task::spawn_blocking(move || {
+                let mut outputs = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    outputs.push(run_child(
+                        "child_attach_use_and_hold",
+                        &[
+                            ("DRYDOCK_RUN_ID", Some(&run)),
+                            ("DRYDOCK_RUN_OWNER", Some(&owner)),
+                        ],
+                        Duration::from_secs(180),
+                    ));
+                }
+                outputs
+            })
+        })
+        .collect();
+    // Kill loop: the keeper of this run, whichever it is now, at random moments.
+    let mut killed = Vec::new();
+    let began = Instant::now();
+    while killed.len() < 6 && began.elapsed() < Duration::from_secs(150) {
+        // 1.5–5 s: sometimes while the environment starts, mostly while tests use it.
+        let wait = 1500 + u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * 14;
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let status = tokio::task::spawn_blocking({
+            let identity = identity.clone();
+            move || keeper_of(&identity)
+        })
+        .await?;
+        if let Some(status) = status.filter(|s| s.run == run && !killed.contains(&s.pid)) {
+            signal(status.pid, "-KILL")?;
+            killed.push(status.pid);
+        }
+    }
+    // A few more tests after the last kill.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut instances = Vec::new();
+    let mut ran = 0;
+    for worker in workers {
+        for output in worker.await? {
+            assert_child_passed("child_attach_use_and_hold", &output);
+            ran += 1;
+            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+            instances.extend(
+                stdout
+                    .lines()
+                    .filter_map(|l| l.split_once("ATTACHED ").map(|(_, i)| i.to_string())),
+            );
+        }
+    }
+    instances.sort();
+    instances.dedup();
+    println!(
+        "{ran} tests passed, {} keepers killed in {:?}; instances: {instances:?}",
+        killed.len(),
+        began.elapsed()
+    );
+    assert!(killed.len() >= 3, "only {} keepers killed", killed.len());
+    assert_eq!(
+        instances.len(),
+        1,
+        "adopted, never started anew: {instances:?}"
+    );
+    let ended = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || drydock::shared::down(&run, None)
+    })
+    .await??;
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert_removed_within(&format!("drydock.run={run}"), Duration::from_secs(30)).await
+}
+
+/// `docker restart` of the shared PostgreSQL container mid-run (its published port may move,
+/// its data on tmpfs is gone): the keeper notices, reads the ports again and prepares the
+/// template anew, and a later test's attach and query pass.
+#[tokio::test]
+async fn a_restarted_shared_postgres_serves_later_tests() -> TestResult {
+    let dir = schema_dir(&[("1_items.sql", "CREATE TABLE items (name text);")])?;
+    let spec = Env::builder()
+        .with_postgres(
+            Postgres::default()
+                .migrations(dir.path())
+                .setting("application_name", uuid::Uuid::new_v4().to_string()),
+        )
+        .grace_period(GRACE);
+    let before = spec.clone().attach().await?;
+    let old = before.postgres()?.server().direct();
+    let pool = before.postgres()?.pool().await?;
+    sqlx::query("INSERT INTO items VALUES ('before')")
+        .execute(&pool)
+        .await?;
+    pool.close().await;
+    let engine = drydock::docker::Engine::connect().await?;
+    let filters = std::collections::HashMap::from([(
+        "label",
+        vec![
+            format!("drydock.instance={}", before.instance_id()),
+            "drydock.service=postgres".to_string(),
+        ],
+    )]);
+    let containers = engine
+        .docker()
+        .list_containers(Some(
+            drydock::docker::bollard::query_parameters::ListContainersOptionsBuilder::new()
+                .filters(&filters)
+                .build(),
+        ))
+        .await?;
+    let id = containers
+        .first()
+        .and_then(|c| c.id.clone())
+        .ok_or("no postgres container")?;
+    engine
+        .docker()
+        .restart_container(
+            &id,
+            Some(
+                drydock::docker::bollard::query_parameters::RestartContainerOptionsBuilder::new()
+                    .t(2)
+                    .build(),
+            ),
+        )
+        .await?;
+    let restarted = Instant::now();
+    let after = spec.clone().attach().await?;
+    let new = after.postgres()?.server().direct();
+    println!(
+        "restarted: {}:{} -> {}:{}, attach after {:?}",
+        old.host(),
+        old.port(),
+        new.host(),
+        new.port(),
+        restarted.elapsed()
+    );
+    assert_eq!(
+        after.instance_id(),
+        before.instance_id(),
+        "the same environment"
+    );
+    let pool = after.postgres()?.pool().await?;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM items")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(rows, 0, "the migrated template, anew");
+    let identity = spec.identity()?;
+    let log = tokio::task::spawn_blocking(move || keeper_of(&identity))
+        .await?
+        .map(|s| std::fs::read_to_string(s.log).unwrap_or_default())
+        .unwrap_or_default();
+    assert!(log.contains("restarted"), "the keeper noticed:\n{log}");
+    Ok(())
+}
+
+/// A keeper that accepts and never answers (here stopped with SIGSTOP) costs an attaching
+/// test a status round trip, not the whole slice bound: it is named by pid, killed (it is
+/// this user's keeper of this environment), and replaced by one that adopts its environment,
+/// so a slice cut before keeps working.
+#[tokio::test]
+async fn a_stopped_keeper_is_named_killed_and_replaced_within_seconds() -> TestResult {
+    let spec = Env::builder()
+        .with_postgres(
+            Postgres::default().setting("application_name", uuid::Uuid::new_v4().to_string()),
+        )
+        .grace_period(GRACE);
+    let identity = spec.identity()?;
+    let first = spec.clone().attach().await?;
+    let status = tokio::task::spawn_blocking({
+        let identity = identity.clone();
+        move || keeper_of(&identity)
+    })
+    .await?
+    .ok_or("no keeper")?;
+    signal(status.pid, "-STOP")?;
+    let began = Instant::now();
+    let second = spec.clone().attach().await;
+    let took = began.elapsed();
+    if second.is_err() {
+        let _ = signal(status.pid, "-KILL");
+    }
+    let second = second?;
+    assert!(took < Duration::from_secs(12), "took {took:?}");
+    assert_eq!(second.instance_id(), first.instance_id(), "adopted");
+    let log = std::fs::read_to_string(&status.log)?;
+    assert!(
+        log.contains(&format!("pid {}", status.pid)) && log.contains("killed it"),
+        "named and killed:\n{log}"
+    );
+    // The slice cut by the stopped keeper still works.
+    let pool = first.postgres()?.pool().await?;
+    sqlx::query("SELECT 1").execute(&pool).await?;
+    println!("replaced in {took:?}");
+    Ok(())
+}

@@ -314,6 +314,26 @@ pub enum Error {
         log_tail: String,
     },
 
+    /// Keepers kept dying under this attach: each one's replacement was tried, up to a bound.
+    #[error(
+        "the keeper of the shared environment in {} died {attempts} times while this test \
+         attached; a replacement was started and tried each time, for {waited:?} in all, then \
+         this test gave up. The last failure: {last}\n  \
+         to fix: look in the keeper's log ({}) for what ends it (a kill loop, an OOM kill, a \
+         crash at start)",
+        .dir.display(), crate::shared::run_dir::log_path(.dir).display()
+    )]
+    KeeperLost {
+        /// The environment's run directory.
+        dir: PathBuf,
+        /// How many keepers were lost.
+        attempts: u32,
+        /// How long the attach spent, replacements included.
+        waited: Duration,
+        /// What the last keeper's loss looked like.
+        last: Box<Error>,
+    },
+
     /// A stub server refused or failed an operation, or its mappings are invalid.
     #[cfg(feature = "stub")]
     #[error("stub: {0}")]

@@ -25,7 +25,7 @@ use testcontainers::bollard::query_parameters::{
 use crate::{
     error::{Error, Result},
     fault::FaultProxy,
-    service::Started,
+    service::{Sharing, Started},
 };
 
 /// The container of one service of an owned [`Env`](crate::Env), to take down and bring back.
@@ -91,7 +91,9 @@ impl Outage<'_> {
             .start_container(&container.id, None)
             .await
             .map_err(self.docker_error("starting"))?;
-        self.started.recover(self.proxies, true).await
+        self.started
+            .recover(self.proxies, true, Sharing::Owned)
+            .await
     }
 
     /// Restarts the container and waits until it is ready again.
@@ -106,7 +108,9 @@ impl Outage<'_> {
             )
             .await
             .map_err(self.docker_error("restarting"))?;
-        self.started.recover(self.proxies, true).await
+        self.started
+            .recover(self.proxies, true, Sharing::Owned)
+            .await
     }
 
     /// Freezes the container's processes: connections stay open, nothing answers.
@@ -129,7 +133,9 @@ impl Outage<'_> {
             .unpause_container(&container.id)
             .await
             .map_err(self.docker_error("unpausing"))?;
-        self.started.recover(self.proxies, false).await
+        self.started
+            .recover(self.proxies, false, Sharing::Owned)
+            .await
     }
 
     /// Takes the service down for `duration` (stopped, then started and ready again).

@@ -44,18 +44,30 @@ fn reaper_entry() {
 
 /// Reads `watch <instance>` / `done <instance>` lines until the owner is gone, then removes
 /// what is still watched.
+///
+/// A keeper's reaper is told its run directory (`successor <dir>`): when the keeper dies with
+/// its environment still there, the reaper starts a successor keeper, which adopts the
+/// environment and the slices tests hold of it, instead of removing it from under them. Only
+/// when no successor can be started is the environment removed.
 fn reap(lines: impl BufRead) -> i32 {
     let mut watched: Vec<String> = Vec::new();
+    let mut successor: Option<std::path::PathBuf> = None;
     for line in lines.lines() {
         let Ok(line) = line else { break };
         match line.split_once(' ') {
             Some(("watch", instance)) => watched.push(instance.to_owned()),
             Some(("done", instance)) => watched.retain(|w| w != instance),
+            Some(("successor", dir)) => successor = Some(dir.into()),
             _ => {}
         }
     }
     if watched.is_empty() {
         return 0;
+    }
+    if let Some(dir) = successor {
+        if crate::shared::succeed(&dir) {
+            return 0;
+        }
     }
     // Twice: a request the owner sent just before it died (a container being created) is
     // carried out by the engine after the first pass has listed what exists.
@@ -111,6 +123,11 @@ fn tell(line: &str) {
             let _ = writeln!(pipe, "{line}").and_then(|()| pipe.flush());
         }
     }
+}
+
+/// This process is the keeper of the run directory `dir`: see [`reap`].
+pub(crate) fn successor(dir: &std::path::Path) {
+    tell(&format!("successor {}", dir.display()));
 }
 
 /// The owner's side of one instance: see the [module](self).

@@ -294,6 +294,11 @@ impl Service for Container {
         Ok(())
     }
 
+    async fn adopt(&self, _: &ContainerEndpoint) -> Result<Option<()>> {
+        // No slices: nothing to take over but the container.
+        Ok(Some(()))
+    }
+
     fn owned_scope(_: &()) {}
 
     async fn cut(_: &Arc<()>, _: SliceId) -> Result<Lease<()>> {

@@ -33,6 +33,15 @@ pub(crate) trait AnyService: Send + Sync + fmt::Debug {
         placement: &'a Placement,
         sharing: Sharing,
     ) -> BoxFuture<'a, Result<Arc<dyn Started>>>;
+    /// Takes over `container`, started for a shared environment by a keeper that died:
+    /// `env` and `cmd` are what it was started with (its generated secrets). `None` when the
+    /// service cannot be adopted ([`Service::adopt`]).
+    fn adopt(
+        &self,
+        container: StartedContainer,
+        env: Vec<(String, String)>,
+        cmd: Vec<String>,
+    ) -> BoxFuture<'_, Result<Option<Arc<dyn Started>>>>;
     /// A test's entry from what the keeper granted (server and scope as JSON).
     fn entry(&self, server: Value, scope: Value, container: String) -> Result<Entry>;
     /// What a system under test reads of a granted slice, reaching the server directly (for
@@ -59,9 +68,18 @@ pub(crate) trait Started: Send + Sync {
     /// The container the service runs in.
     fn container(&self) -> StartedContainer;
     /// After the container came back (restart, start after stop, unpause): reads its ports
-    /// again, waits until it is ready, prepares it again as an owned service (schema,
-    /// mappings) when its data was lost (`fresh`), and points `proxies` at its new addresses.
-    fn recover<'a>(&'a self, proxies: &'a [FaultProxy], fresh: bool) -> BoxFuture<'a, Result<()>>;
+    /// again, waits until it is ready, prepares it again when its data was lost (`fresh`) —
+    /// an owned service's schema and mappings, or a shared one's slicer (the template, anew) —
+    /// and points `proxies` at its new addresses.
+    fn recover<'a>(
+        &'a self,
+        proxies: &'a [FaultProxy],
+        fresh: bool,
+        sharing: Sharing,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// A lease on `scope` (as granted), held by a test of a keeper that died; `None` when the
+    /// service gives nothing back for it ([`Service::reclaim`]).
+    fn reclaim(&self, scope: Value) -> Option<Box<dyn Send + Sync>>;
 }
 
 /// Asks a service for its part of a failing test's report.
@@ -175,8 +193,46 @@ impl<S: Service> AnyService for S {
                 plan,
                 container: std::sync::Mutex::new(container),
                 server: std::sync::Mutex::new(server),
-                slicer: Arc::new(slicer),
+                slicer: std::sync::Mutex::new(Arc::new(slicer)),
             }) as Arc<dyn Started>)
+        })
+    }
+
+    fn adopt(
+        &self,
+        container: StartedContainer,
+        env: Vec<(String, String)>,
+        cmd: Vec<String>,
+    ) -> BoxFuture<'_, Result<Option<Arc<dyn Started>>>> {
+        Box::pin(async move {
+            let image = crate::image::resolve(
+                Service::name(self),
+                self.default_image(),
+                self.common().image.as_deref(),
+            )?;
+            let mut context = super::PlanContext {
+                container_name: container.name.clone(),
+                host: container.engine.host().to_string(),
+                bind_ip: container.engine.bind_ip().to_string(),
+                sharing: Sharing::Shared,
+            };
+            let mut plan = self.plan(image, &mut context)?;
+            // What the container runs with, not what a new plan generates (passwords).
+            plan.env = env;
+            plan.cmd = cmd;
+            let server = self.server(&plan, &container)?;
+            start::await_ready(self, &server, &container).await?;
+            let Some(slicer) = Service::adopt(self, &server).await? else {
+                return Ok(None);
+            };
+            Ok(Some(Arc::new(Running::<S> {
+                name: Service::name(self).to_string(),
+                spec: self.clone(),
+                plan,
+                container: std::sync::Mutex::new(container),
+                server: std::sync::Mutex::new(server),
+                slicer: std::sync::Mutex::new(Arc::new(slicer)),
+            }) as Arc<dyn Started>))
         })
     }
 
@@ -211,12 +267,17 @@ struct Running<S: Service> {
     container: std::sync::Mutex<StartedContainer>,
     /// Changes when the container comes back on other ports.
     server: std::sync::Mutex<S::Server>,
-    slicer: Arc<S::Slicer>,
+    /// Changes when a shared service's container comes back empty: prepared anew.
+    slicer: std::sync::Mutex<Arc<S::Slicer>>,
 }
 
 impl<S: Service> Running<S> {
     fn server(&self) -> S::Server {
         lock(&self.server).clone()
+    }
+
+    fn slicer(&self) -> Arc<S::Slicer> {
+        Arc::clone(&lock(&self.slicer))
     }
 }
 
@@ -230,7 +291,7 @@ impl<S: Service> Started for Running<S> {
         Entry::routed::<S>(
             &self.name,
             &self.server(),
-            S::owned_scope(&self.slicer),
+            S::owned_scope(&self.slicer()),
             self.container().id,
         )
     }
@@ -243,14 +304,24 @@ impl<S: Service> Started for Running<S> {
         lock(&self.container).clone()
     }
 
-    fn recover<'a>(&'a self, proxies: &'a [FaultProxy], fresh: bool) -> BoxFuture<'a, Result<()>> {
+    fn recover<'a>(
+        &'a self,
+        proxies: &'a [FaultProxy],
+        fresh: bool,
+        sharing: Sharing,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let container = self.container().reinspect().await?;
             let server = self.spec.server(&self.plan, &container)?;
             start::await_ready(&self.spec, &server, &container).await?;
-            // Data on tmpfs is gone with a restart: what the spec asks for is applied again.
+            // Data on tmpfs is gone with a restart: what the spec asks for is applied again; a
+            // shared service's slices are cut from a slicer prepared anew (the old one's
+            // template is gone with the data).
             if fresh {
-                self.spec.prepare(&server, Sharing::Owned).await?;
+                let slicer = self.spec.prepare(&server, sharing).await?;
+                if sharing == Sharing::Shared {
+                    *lock(&self.slicer) = Arc::new(slicer);
+                }
             }
             S::route(&server, &mut Router::retarget(&self.name, proxies))?;
             *lock(&self.container) = container;
@@ -259,12 +330,17 @@ impl<S: Service> Started for Running<S> {
         })
     }
 
+    fn reclaim(&self, scope: Value) -> Option<Box<dyn Send + Sync>> {
+        let scope: S::Scope = serde_json::from_value(scope).ok()?;
+        S::reclaim(&self.slicer(), &scope).map(|lease| Box::new(lease) as Box<dyn Send + Sync>)
+    }
+
     fn cut(
         self: Arc<Self>,
         slice: SliceId,
     ) -> BoxFuture<'static, Result<(Value, Box<dyn Send + Sync>)>> {
         Box::pin(async move {
-            let lease = S::cut(&self.slicer, slice).await?;
+            let lease = S::cut(&self.slicer(), slice).await?;
             let scope = serde_json::to_value(lease.scope())
                 .map_err(|e| super::spec_error(&self.name, e))?;
             Ok((scope, Box::new(lease) as Box<dyn Send + Sync>))

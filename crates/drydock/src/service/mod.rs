@@ -183,6 +183,22 @@ pub trait Service:
         server: &Self::Server,
         sharing: Sharing,
     ) -> impl Future<Output = Result<Self::Slicer>> + Send;
+    /// A shared environment's slicer over `server`, which a keeper that died prepared, so that
+    /// its successor adopts the environment (and the slices tests hold of it) instead of
+    /// removing it from under them. `None`, the default: this service cannot be adopted; the
+    /// successor removes the environment and starts another.
+    fn adopt(
+        &self,
+        _server: &Self::Server,
+    ) -> impl Future<Output = Result<Option<Self::Slicer>>> + Send {
+        async { Ok(None) }
+    }
+    /// A lease on `scope`, which a test still holds from a keeper that died: the successor
+    /// drops it (gives the scope back) when that test's process ends. `None`, the default:
+    /// nothing is given back for it.
+    fn reclaim(_slicer: &Arc<Self::Slicer>, _scope: &Self::Scope) -> Option<Lease<Self::Scope>> {
+        None
+    }
     /// The scope of an owned environment's handle (the default scope).
     fn owned_scope(slicer: &Self::Slicer) -> Self::Scope;
     /// Cuts one test's slice; the lease gives it back when dropped (the keeper drops it when

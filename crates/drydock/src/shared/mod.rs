@@ -77,6 +77,16 @@ use crate::{
 /// How long a process may wait for the election lock: another process holds it only while it
 /// spawns a keeper and sees its socket appear.
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many keepers may be lost under one attach before it gives up (so may the slice bound
+/// run out): a keeper killed now and then, even while it starts the environment, is survived
+/// by trying its replacement; one that dies at every start is reported.
+const ATTACH_ATTEMPTS: u32 = 20;
+/// How long a keeper may take to answer `Status`. It answers from its accept loop, whatever its
+/// environment is doing, so a longer silence is a hung (or stopped) keeper.
+const STATUS_BOUND: Duration = Duration::from_secs(3);
+/// How often an attach waiting for its slice checks that the keeper still answers, so a keeper
+/// that hangs meanwhile costs seconds, not the whole slice bound.
+const STATUS_EVERY: Duration = Duration::from_secs(2);
 /// How long a freshly spawned keeper may take to listen.
 const KEEPER_LISTEN_TIMEOUT: Duration = Duration::from_secs(15);
 /// The shortest grace period that lets the next test process of a run attach.
@@ -231,17 +241,31 @@ async fn connect(mut builder: EnvBuilder, mode: Mode) -> Result<Connected> {
         let _entered = span.enter();
         let dir = task_dir;
         let started = Instant::now();
-        let mut retried = false;
+        let mut lost = 0;
         loop {
             let stream = connect_or_spawn(&dir, &spec)?;
             match request_slice(&dir, stream, bound, mode) {
-                // A keeper that ended as we connected: start another.
-                Err(Error::KeeperClosed { .. }) if !retried => retried = true,
                 Ok(granted) => {
                     tracing::debug!(elapsed = ?started.elapsed(), "slice acquired");
                     return Ok(granted);
                 }
-                Err(e) => return Err(e),
+                // A keeper that ended, died or hung as we attached: its replacement (started
+                // by the next `connect_or_spawn`, or already by its reaper) adopts the
+                // environment, so trying again costs little.
+                Err(Attempt::Lost(e)) => {
+                    lost += 1;
+                    if lost >= ATTACH_ATTEMPTS || started.elapsed() >= bound {
+                        return Err(Error::KeeperLost {
+                            dir: dir.path().to_path_buf(),
+                            attempts: lost,
+                            waited: started.elapsed(),
+                            last: Box::new(e),
+                        });
+                    }
+                    tracing::info!(error = %e, lost, "keeper lost mid-attach; trying its replacement");
+                    std::thread::sleep(Duration::from_millis(50) * lost);
+                }
+                Err(Attempt::Failed(e)) => return Err(e),
             }
         }
     })
@@ -295,14 +319,33 @@ fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 /// A connection to the environment's keeper, starting the keeper when there is none.
+///
+/// A keeper is first asked for its status, within [`STATUS_BOUND`]: one that does not answer
+/// (hung, or stopped) is replaced under the election lock (see [`replace_hung`]).
 fn connect_or_spawn(dir: &RunDir, spec: &KeeperSpec) -> Result<UnixStream> {
-    if let Ok(stream) = UnixStream::connect(dir.socket()) {
-        return Ok(stream);
+    let keeper_pid = || std::fs::read_to_string(dir.pid_file()).ok();
+    let first = probe(dir);
+    if let Probe::Answers = first {
+        if let Ok(stream) = UnixStream::connect(dir.socket()) {
+            return Ok(stream);
+        }
     }
+    let hung_pid = matches!(first, Probe::Hung).then(keeper_pid);
     let _lock = dir.lock(ELECTION_TIMEOUT)?;
-    // Whoever held the lock before may have started it.
-    if let Ok(stream) = UnixStream::connect(dir.socket()) {
-        return Ok(stream);
+    // The same keeper found hung before the lock, and none started since: no second wait.
+    let now = match hung_pid {
+        Some(pid) if pid == keeper_pid() => Probe::Hung,
+        // Whoever held the lock before may have started it, or the keeper hung.
+        _ => probe(dir),
+    };
+    match now {
+        Probe::Answers => {
+            if let Ok(stream) = UnixStream::connect(dir.socket()) {
+                return Ok(stream);
+            }
+        }
+        Probe::Hung => replace_hung(dir),
+        Probe::Absent => {}
     }
     let spec_json = serde_json::to_vec_pretty(spec)
         .map_err(|e| Error::keeper(dir.path(), format!("spec cannot be written: {e}")))?;
@@ -331,6 +374,43 @@ fn connect_or_spawn(dir: &RunDir, spec: &KeeperSpec) -> Result<UnixStream> {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Starts a successor for the keeper of `dir`, which died with its environment ready: called
+/// by that keeper's reaper. True when a keeper answers there now (this one's, or one a test
+/// started meanwhile), so the environment is left to it; false when there is nothing to adopt
+/// (the keeper was ending, or never ready) or no keeper could be started.
+pub(crate) fn succeed(dir: &Path) -> bool {
+    let dir = RunDir::from_path(dir.to_path_buf());
+    if !dir.ready_file().exists() || !dir.spec_file().exists() {
+        return false;
+    }
+    let Ok(_lock) = dir.lock(ELECTION_TIMEOUT) else {
+        return false;
+    };
+    match probe(&dir) {
+        Probe::Answers => return true,
+        Probe::Hung => replace_hung(&dir),
+        Probe::Absent => {}
+    }
+    // Checked again under the lock: a keeper that ended cleanly meanwhile removed it.
+    if !dir.ready_file().exists() {
+        return false;
+    }
+    let Ok(mut child) = spawn_keeper(&dir) else {
+        return false;
+    };
+    let deadline = Instant::now() + KEEPER_LISTEN_TIMEOUT;
+    while Instant::now() < deadline {
+        if UnixStream::connect(dir.socket()).is_ok() {
+            return true;
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
 }
 
 /// Re-executes this binary as the keeper, detached: its own process group (a signal to the test's
@@ -365,65 +445,260 @@ fn spawn_keeper(dir: &RunDir) -> Result<std::process::Child> {
         .map_err(|e| Error::keeper_io(dir.path(), "cannot be started", e))
 }
 
+/// How one attempt to get a slice ended, when it did not get one.
+enum Attempt {
+    /// The keeper went away (closed, reset, hung) before it answered: a replacement may serve.
+    Lost(Error),
+    /// The keeper answered with a failure, or the attempt failed for good.
+    Failed(Error),
+}
+
 fn request_slice(
     dir: &RunDir,
     stream: UnixStream,
     bound: Duration,
     mode: Mode,
-) -> Result<(UnixStream, SliceGrant)> {
+) -> std::result::Result<(UnixStream, SliceGrant), Attempt> {
     let io = |e: std::io::Error| Error::keeper_io(dir.path(), "connection failed", e);
-    let mut writer = stream.try_clone().map_err(io)?;
+    // Decided by the error's kind: these are a keeper that died or ended under the request.
+    let lost_or_failed = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::BrokenPipe
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::UnexpectedEof => Attempt::Lost(closed(dir)),
+        _ => Attempt::Failed(io(e)),
+    };
+    let mut writer = stream.try_clone().map_err(|e| Attempt::Failed(io(e)))?;
     let pid = std::process::id();
     let mut request = serde_json::to_vec(&match mode {
         Mode::Attach => Request::Attach { pid },
         Mode::Hold => Request::Hold { pid },
     })
-    .map_err(|e| Error::keeper(dir.path(), format!("request cannot be written: {e}")))?;
+    .map_err(|e| {
+        Attempt::Failed(Error::keeper(
+            dir.path(),
+            format!("request cannot be written: {e}"),
+        ))
+    })?;
     request.push(b'\n');
-    writer.write_all(&request).map_err(io)?;
-    stream.set_read_timeout(Some(bound)).map_err(io)?;
+    writer.write_all(&request).map_err(lost_or_failed)?;
+    stream
+        .set_read_timeout(Some(STATUS_EVERY))
+        .map_err(|e| Attempt::Failed(io(e)))?;
+    let deadline = Instant::now() + bound;
     let mut line = String::new();
     let mut reader = BufReader::new(&stream);
-    match reader.read_line(&mut line) {
-        Ok(0) => {
-            return Err(Error::KeeperClosed {
-                dir: dir.path().to_path_buf(),
-                log_tail: dir.log_tail(30),
-            })
+    loop {
+        match reader.read_line(&mut line) {
+            Ok(0) => return Err(Attempt::Lost(closed(dir))),
+            Ok(_) => break,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if Instant::now() >= deadline {
+                    return Err(Attempt::Failed(Error::Timeout {
+                        what: format!(
+                            "a slice from the keeper in {} (it answered status requests \
+                             meanwhile; its log: {})",
+                            dir.path().display(),
+                            dir.log_file().display()
+                        ),
+                        bound,
+                    }));
+                }
+                // Still starting the environment, or hung? A status request tells.
+                match probe(dir) {
+                    Probe::Answers => {}
+                    Probe::Absent => return Err(Attempt::Lost(closed(dir))),
+                    Probe::Hung => {
+                        let _lock = dir.lock(ELECTION_TIMEOUT).map_err(Attempt::Failed)?;
+                        if let Probe::Hung = probe(dir) {
+                            replace_hung(dir);
+                        }
+                        return Err(Attempt::Lost(Error::keeper(
+                            dir.path(),
+                            format!(
+                                "stopped answering status requests (within {STATUS_BOUND:?}) \
+                                 while this test waited for its slice"
+                            ),
+                        )));
+                    }
+                }
+            }
+            Err(e) => return Err(lost_or_failed(e)),
         }
-        Ok(_) => {}
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) =>
-        {
-            return Err(Error::Timeout {
-                what: format!(
-                    "a slice from the keeper in {} (its log: {})",
-                    dir.path().display(),
-                    dir.log_file().display()
-                ),
-                bound,
-            })
-        }
-        Err(e) => return Err(io(e)),
     }
-    stream.set_read_timeout(None).map_err(io)?;
+    stream
+        .set_read_timeout(None)
+        .map_err(|e| Attempt::Failed(io(e)))?;
     match serde_json::from_str::<Response>(&line) {
         Ok(Response::Slice(grant)) => Ok((stream, *grant)),
-        Ok(Response::Failed(message)) => Err(Error::Shared {
+        Ok(Response::Failed(message)) => Err(Attempt::Failed(Error::Shared {
             environment: environment_name(dir.path()),
             message: format!(
                 "{message}\n  the keeper's log: {}",
                 dir.log_file().display()
             ),
-        }),
-        Ok(Response::Status(_) | Response::Stopping) | Err(_) => Err(Error::keeper(
-            dir.path(),
-            format!("answered something unexpected: {}", line.trim()),
-        )),
+        })),
+        Ok(Response::Status(_) | Response::Stopping) | Err(_) => {
+            Err(Attempt::Failed(Error::keeper(
+                dir.path(),
+                format!("answered something unexpected: {}", line.trim()),
+            )))
+        }
     }
+}
+
+fn closed(dir: &RunDir) -> Error {
+    Error::KeeperClosed {
+        dir: dir.path().to_path_buf(),
+        log_tail: dir.log_tail(30),
+    }
+}
+
+/// What a status request found at the keeper's socket.
+enum Probe {
+    /// A keeper that answers.
+    Answers,
+    /// Nothing listens, or it closed without answering (it is ending).
+    Absent,
+    /// Something accepted and did not answer within [`STATUS_BOUND`], or answered nonsense.
+    Hung,
+}
+
+fn probe(dir: &RunDir) -> Probe {
+    let Ok(stream) = UnixStream::connect(dir.socket()) else {
+        return Probe::Absent;
+    };
+    match status_on(stream, STATUS_BOUND) {
+        Ok(_) => Probe::Answers,
+        Err(StatusFailure::Timeout) | Err(StatusFailure::Garbled) => Probe::Hung,
+        Err(StatusFailure::Closed) => Probe::Absent,
+    }
+}
+
+enum StatusFailure {
+    Timeout,
+    Closed,
+    Garbled,
+}
+
+/// One status round trip on `stream`, bounded by `bound`.
+fn status_on(stream: UnixStream, bound: Duration) -> std::result::Result<Status, StatusFailure> {
+    let timed_out = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )
+    };
+    stream
+        .set_read_timeout(Some(bound))
+        .and_then(|()| stream.set_write_timeout(Some(bound)))
+        .map_err(|_| StatusFailure::Closed)?;
+    let mut request = serde_json::to_vec(&Request::Status).map_err(|_| StatusFailure::Garbled)?;
+    request.push(b'\n');
+    if let Err(e) = (&stream).write_all(&request) {
+        return Err(if timed_out(&e) {
+            StatusFailure::Timeout
+        } else {
+            StatusFailure::Closed
+        });
+    }
+    let mut line = String::new();
+    match BufReader::new(&stream).read_line(&mut line) {
+        Ok(0) => Err(StatusFailure::Closed),
+        Ok(_) => match serde_json::from_str(&line) {
+            Ok(Response::Status(status)) => Ok(status),
+            _ => Err(StatusFailure::Garbled),
+        },
+        Err(e) if timed_out(&e) => Err(StatusFailure::Timeout),
+        Err(_) => Err(StatusFailure::Closed),
+    }
+}
+
+/// Replaces what listens at the keeper's socket and does not answer, under the election lock:
+/// the socket is removed, so the keeper spawned next binds a fresh one. The hung process is
+/// killed only if it is this environment's drydock keeper and runs as this user (its pid file,
+/// `/proc/<pid>` owned by this uid, `DRYDOCK_KEEPER_DIR` naming this directory); either way the
+/// test's stderr and the keeper's log say what was done to which pid.
+fn replace_hung(dir: &RunDir) {
+    let recorded = std::fs::read_to_string(dir.pid_file())
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok());
+    let done = match recorded {
+        Some(pid) if is_our_keeper(pid, dir) => match kill(pid) {
+            Ok(()) => format!(
+                "killed it (SIGKILL: it runs as this user and is this environment's drydock \
+                 keeper, pid {pid})"
+            ),
+            Err(e) => format!("could not kill it (pid {pid}: {e}); its socket is replaced"),
+        },
+        Some(pid) => format!(
+            "left it running: pid {pid} (from its pid file) is not this environment's drydock \
+             keeper of this user; its socket is replaced"
+        ),
+        None => "left it running: no keeper pid file names it (not a drydock keeper); its \
+                 socket is replaced"
+            .to_string(),
+    };
+    let who = recorded.map_or_else(|| "unknown pid".to_string(), |p| format!("pid {p}"));
+    let message = format!(
+        "drydock: the keeper of {} ({who}) accepted a connection and did not answer a status \
+         request within {STATUS_BOUND:?} (hung or stopped): {done}; starting another, which \
+         adopts its environment",
+        dir.path().display()
+    );
+    eprintln!("{message}");
+    tracing::warn!("{message}");
+    if let Ok(mut log) = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.log_file())
+    {
+        let _ = writeln!(
+            log,
+            "{message} (said by test process {})",
+            std::process::id()
+        );
+    }
+    let _ = std::fs::remove_file(dir.socket());
+}
+
+/// Whether `pid` is a drydock keeper of `dir` running as this user.
+fn is_our_keeper(pid: u32, dir: &RunDir) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let theirs = std::fs::metadata(format!("/proc/{pid}"))
+        .map(|m| m.uid())
+        .ok();
+    if me.is_none() || me != theirs {
+        return false;
+    }
+    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let wanted = format!("{KEEPER_ENV}={}", dir.path().display());
+    environ
+        .split(|b| *b == 0)
+        .any(|var| var == wanted.as_bytes())
+}
+
+#[cfg(target_os = "linux")]
+fn kill(pid: u32) -> std::io::Result<()> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| std::io::Error::other("not a pid"))?;
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).map_err(Into::into)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn kill(_: u32) -> std::io::Result<()> {
+    Err(std::io::Error::other(
+        "killing a hung keeper is done on Linux only",
+    ))
 }
 
 fn environment_name(dir: &Path) -> String {
@@ -457,23 +732,17 @@ pub fn keepers() -> Vec<(std::path::PathBuf, Result<Status>)> {
 fn status(dir: &RunDir) -> Result<Status> {
     let io = |e: std::io::Error| Error::keeper_io(dir.path(), "does not answer", e);
     let stream = UnixStream::connect(dir.socket()).map_err(io)?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .map_err(io)?;
-    let mut writer = stream.try_clone().map_err(io)?;
-    let mut request = serde_json::to_vec(&Request::Status)
-        .map_err(|e| Error::keeper(dir.path(), format!("request cannot be written: {e}")))?;
-    request.push(b'\n');
-    writer.write_all(&request).map_err(io)?;
-    let mut line = String::new();
-    BufReader::new(&stream).read_line(&mut line).map_err(io)?;
-    match serde_json::from_str(&line) {
-        Ok(Response::Status(status)) => Ok(status),
-        _ => Err(Error::keeper(
-            dir.path(),
-            format!("answered: {}", line.trim()),
-        )),
-    }
+    let pid = std::fs::read_to_string(dir.pid_file()).unwrap_or_default();
+    status_on(stream, STATUS_BOUND).map_err(|failure| {
+        let what = match failure {
+            StatusFailure::Timeout => {
+                format!("did not answer within {STATUS_BOUND:?} (hung or stopped)")
+            }
+            StatusFailure::Closed => "closed the connection without answering (ending)".into(),
+            StatusFailure::Garbled => "answered something that is not a keeper's status".into(),
+        };
+        Error::keeper(dir.path(), format!("(pid {}) {what}", pid.trim()))
+    })
 }
 
 /// Removes keepers' logs nothing wrote to for `age`, for `drydock prune`; returns how many.

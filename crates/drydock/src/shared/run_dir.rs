@@ -65,6 +65,21 @@ impl RunDir {
         self.path.join("spec.json")
     }
 
+    /// The keeper's pid, written once it listens: names a keeper that does not answer.
+    pub(crate) fn pid_file(&self) -> PathBuf {
+        self.path.join("keeper.pid")
+    }
+
+    /// The ready environment (instance and network): what a successor keeper adopts.
+    pub(crate) fn ready_file(&self) -> PathBuf {
+        self.path.join("ready.json")
+    }
+
+    /// One file per test's lease (its pid and scopes): what a successor keeper takes over.
+    pub(crate) fn leases_dir(&self) -> PathBuf {
+        self.path.join("leases")
+    }
+
     /// The keeper's log: one per run and environment, outside the run directory (which goes
     /// when the keeper ends), appended to by every keeper of the run. See [`log_path`].
     pub(crate) fn log_file(&self) -> PathBuf {
@@ -103,19 +118,32 @@ impl RunDir {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::keeper_io(&self.path, "cannot be created", e)),
         }
-        let file = File::create(self.path.join("lock"))
+        // Not truncated on open: the holder's pid in it names the holder to whoever waits.
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(self.path.join("lock"))
             .map_err(|e| Error::keeper_io(&self.path, "lock file cannot be opened", e))?;
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(file),
+                Ok(()) => {
+                    use std::io::Write;
+                    let _ = file
+                        .set_len(0)
+                        .and_then(|()| file.write_all(std::process::id().to_string().as_bytes()));
+                    return Ok(file);
+                }
                 Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
                     return Err(Error::Timeout {
                         what: format!(
-                            "the election lock of the shared environment in {}",
-                            self.path.display()
+                            "the election lock of the shared environment in {} (held by {})",
+                            self.path.display(),
+                            holder(&self.path.join("lock"))
                         ),
                         bound,
                     })
@@ -143,6 +171,25 @@ impl RunDir {
         let text = std::fs::read_to_string(self.log_file()).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+/// Who holds the lock at `lock`, as its pid in the file and that process's command line.
+fn holder(lock: &Path) -> String {
+    let text = std::fs::read_to_string(lock).unwrap_or_default();
+    let Ok(pid) = text.trim().parse::<u32>() else {
+        return "a process that did not write its pid".into();
+    };
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(cmdline) => {
+            let words: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .filter(|w| !w.is_empty())
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect();
+            format!("pid {pid}, `{}`", words.join(" "))
+        }
+        Err(_) => format!("pid {pid}, which is gone: a lock of a dead process is released"),
     }
 }
 

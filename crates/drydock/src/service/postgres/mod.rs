@@ -223,6 +223,16 @@ impl Service for Postgres {
         }
     }
 
+    async fn adopt(&self, server: &PostgresServer) -> Result<Option<PostgresSlicer>> {
+        Ok(ClonePool::adopt(server, self)
+            .await?
+            .map(|pool| PostgresSlicer(Some(pool))))
+    }
+
+    fn reclaim(slicer: &Arc<PostgresSlicer>, database: &String) -> Option<Lease<String>> {
+        slicer.0.as_ref().map(|pool| pool.reclaim(database))
+    }
+
     fn owned_scope(_: &PostgresSlicer) -> String {
         DATABASE.into()
     }

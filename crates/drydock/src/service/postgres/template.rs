@@ -35,6 +35,9 @@ pub struct ClonePool {
     wanted: Notify,
     target: usize,
     counter: AtomicU64,
+    /// Unique to this pool (`drydock_slice_<id>_<n>`): a pool prepared anew after a restart,
+    /// or by a keeper that adopted the server, never names a clone as an earlier pool did.
+    id: String,
     strategy: &'static str,
 }
 
@@ -61,6 +64,48 @@ impl ClonePool {
         .execute(&admin)
         .await
         .map_err(sql)?;
+        Self::over(admin, server, spec).await
+    }
+
+    /// The pool of a server whose template a keeper that died prepared; `None` when the
+    /// template is not there (complete) to clone from.
+    pub(crate) async fn adopt(
+        server: &PostgresServer,
+        spec: &Postgres,
+    ) -> Result<Option<Arc<Self>>> {
+        let admin = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(server.connect_options_for("postgres"))
+            .await
+            .map_err(|e| server.connect_error("postgres", e))?;
+        // Frozen last in `prepare`: a template that is one was prepared completely.
+        let frozen: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1 AND datistemplate)",
+        )
+        .bind(TEMPLATE)
+        .fetch_one(&admin)
+        .await
+        .map_err(|e| server.connect_error("postgres", e))?;
+        if !frozen {
+            return Ok(None);
+        }
+        Self::over(admin, server, spec).await.map(Some)
+    }
+
+    /// A clone of `name` a test holds from a keeper that died: dropped when the lease is.
+    pub(crate) fn reclaim(self: &Arc<Self>, name: &str) -> Lease<String> {
+        Lease::new(
+            name.to_string(),
+            LeasedClone {
+                pool: Arc::clone(self),
+                name: name.to_string(),
+            },
+        )
+    }
+
+    async fn over(admin: PgPool, server: &PostgresServer, spec: &Postgres) -> Result<Arc<Self>> {
+        let sql = |e: sqlx::Error| server.connect_error("postgres", e);
         let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
             .fetch_one(&admin)
             .await
@@ -72,6 +117,12 @@ impl ClonePool {
             wanted: Notify::new(),
             target: spec.clone_pool_size(),
             counter: AtomicU64::new(0),
+            id: crate::secret::generate()
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(6)
+                .collect::<String>()
+                .to_ascii_lowercase(),
             // FILE_COPY (PG 15+) copies the directory instead of WAL-logging every block; with
             // fsync off its checkpoints cost little, and it does not serialise on WAL.
             strategy: if version >= 150_000 {
@@ -135,7 +186,8 @@ impl ClonePool {
 
     async fn create_clone(&self) -> Result<String> {
         let name = format!(
-            "drydock_slice_{}",
+            "drydock_slice_{}_{}",
+            self.id,
             self.counter.fetch_add(1, Ordering::Relaxed)
         );
         let create = format!(

@@ -23,6 +23,9 @@ pub struct DatabaseLeases {
     free: Mutex<Vec<u32>>,
     available: Semaphore,
     count: u32,
+    /// Adopted from a keeper that died: a database it was flushing as it died may hold keys,
+    /// so each is flushed before it is handed out.
+    flush_first: bool,
 }
 
 impl DatabaseLeases {
@@ -33,7 +36,33 @@ impl DatabaseLeases {
             free: Mutex::new((0..count).rev().collect()),
             available: Semaphore::new(count as usize),
             count,
+            flush_first: false,
         })
+    }
+
+    /// The databases of a server a keeper that died handed out: see `flush_first`.
+    pub(crate) fn adopted(server: RedisServer, count: u32) -> Arc<Self> {
+        let mut leases = Self::new(server, count);
+        if let Some(leases) = Arc::get_mut(&mut leases) {
+            leases.flush_first = true;
+        }
+        leases
+    }
+
+    /// Database `db`, which a test holds from a keeper that died: taken off the free list,
+    /// flushed and given back when the lease is dropped. `None` if it is not free.
+    pub(crate) fn reclaim(self: &Arc<Self>, db: u32) -> Option<Lease<u32>> {
+        let mut free = self.lock_free();
+        let at = free.iter().position(|d| *d == db)?;
+        self.available.try_acquire().ok()?.forget();
+        free.remove(at);
+        Some(Lease::new(
+            db,
+            LeasedDatabase {
+                leases: Arc::clone(self),
+                db,
+            },
+        ))
     }
 
     /// An empty logical database of the caller's own, flushed and given back when the lease
@@ -57,6 +86,12 @@ impl DatabaseLeases {
         let Some(db) = self.lock_free().pop() else {
             return Err(exhausted());
         };
+        if self.flush_first {
+            if let Err(e) = self.flush(db).await {
+                self.give_back(db);
+                return Err(e);
+            }
+        }
         // Empty already: every database starts empty and is flushed before it is given back.
         Ok(Lease::new(
             db,

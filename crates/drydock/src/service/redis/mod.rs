@@ -143,6 +143,17 @@ impl Service for Redis {
         0
     }
 
+    async fn adopt(&self, server: &RedisServer) -> Result<Option<Self::Slicer>> {
+        Ok(Some(Some(DatabaseLeases::adopted(
+            server.clone(),
+            self.database_count(Sharing::Shared).unwrap_or(16),
+        ))))
+    }
+
+    fn reclaim(slicer: &Arc<Self::Slicer>, db: &u32) -> Option<Lease<u32>> {
+        slicer.as_ref().as_ref()?.reclaim(*db)
+    }
+
     async fn cut(slicer: &Arc<Self::Slicer>, _: SliceId) -> Result<Lease<u32>> {
         match &**slicer {
             None => Ok(Lease::unguarded(0)),

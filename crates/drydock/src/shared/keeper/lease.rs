@@ -19,10 +19,10 @@ use crate::{
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Counts a lease while alive.
-struct LeaseCount(Arc<Keeper>);
+pub(super) struct LeaseCount(Arc<Keeper>);
 
 impl LeaseCount {
-    fn new(keeper: &Arc<Keeper>) -> Self {
+    pub(super) fn new(keeper: &Arc<Keeper>) -> Self {
         keeper.leases.send_modify(|n| *n += 1);
         LeaseCount(Arc::clone(keeper))
     }
@@ -88,7 +88,7 @@ pub(super) async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
             let Some(resources) = ready(&keeper, &mut write).await else {
                 return;
             };
-            let (grant, leases) = match cut(&resources).await {
+            let (grant, leases, _) = match cut(&resources).await {
                 Ok(cut) => cut,
                 Err(e) => {
                     let _ = reply(&mut write, &Response::Failed(e.to_string())).await;
@@ -106,13 +106,17 @@ pub(super) async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
                 return;
             };
             // On an error, the leases cut so far are dropped here and give themselves back.
-            let (grant, leases) = match cut(&resources).await {
+            let (grant, leases, number) = match cut(&resources).await {
                 Ok(cut) => cut,
                 Err(e) => {
                     let _ = reply(&mut write, &Response::Failed(e.to_string())).await;
                     return;
                 }
             };
+            // Recorded before it is handed out, so that a successor of this keeper takes it
+            // over should this keeper die while the test holds it; removed when it ends.
+            let record = keeper.dir.leases_dir().join(format!("{number}.json"));
+            let _record = LeaseFile::write(&record, pid, &grant);
             if reply(&mut write, &Response::Slice(Box::new(grant)))
                 .await
                 .is_ok()
@@ -139,7 +143,42 @@ pub(super) async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
     }
 }
 
-/// The environment once it is ready; `None` (the failure answered) if it failed.
+/// A lease's record for a successor keeper (see [`super::adopt`]): removed when dropped.
+struct LeaseFile(Option<std::path::PathBuf>);
+
+impl LeaseFile {
+    fn write(path: &std::path::Path, pid: u32, grant: &SliceGrant) -> Self {
+        let Some(test) = crate::identity::RunOwner::of(pid) else {
+            return LeaseFile(None);
+        };
+        let _ = std::fs::create_dir_all(path.parent().unwrap_or(path));
+        let record = super::adopt::LeaseRecord {
+            test,
+            scopes: grant
+                .services
+                .iter()
+                .map(|s| (s.name.clone(), s.scope.clone()))
+                .collect(),
+        };
+        super::adopt::write_json(path, &record);
+        LeaseFile(Some(path.to_path_buf()))
+    }
+}
+
+impl Drop for LeaseFile {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// How long an attach waits for a service the keeper saw go wrong (paused, restarting) to
+/// come back before it is answered with what happened.
+const HEALTH_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The environment once it is ready and its services are well; `None` (the failure answered)
+/// if it failed, or a service did not come back within [`HEALTH_WAIT`].
 async fn ready(
     keeper: &Keeper,
     write: &mut tokio::net::unix::OwnedWriteHalf,
@@ -148,7 +187,16 @@ async fn ready(
     loop {
         let current = phase.borrow_and_update().clone();
         match current {
-            Phase::Ready(resources) => return Some(resources),
+            Phase::Ready(resources) => {
+                super::watch::caught_up(keeper, &resources, HEALTH_WAIT).await;
+                return match keeper.healthy(HEALTH_WAIT).await {
+                    Ok(()) => Some(resources),
+                    Err(problem) => {
+                        let _ = reply(write, &Response::Failed(problem)).await;
+                        None
+                    }
+                };
+            }
             Phase::Failed(message) => {
                 let _ = reply(write, &Response::Failed(message)).await;
                 return None;
@@ -163,7 +211,7 @@ async fn ready(
 }
 
 /// Cuts one slice: a lease of every service, and what the test needs to reach each.
-async fn cut(resources: &Resources) -> Result<(SliceGrant, Vec<Box<dyn Send + Sync>>)> {
+async fn cut(resources: &Resources) -> Result<(SliceGrant, Vec<Box<dyn Send + Sync>>, u64)> {
     let slice = SliceId(resources.slices.fetch_add(1, Ordering::Relaxed));
     let mut granted = Vec::new();
     let mut leases = Vec::new();
@@ -183,7 +231,7 @@ async fn cut(resources: &Resources) -> Result<(SliceGrant, Vec<Box<dyn Send + Sy
         services: granted,
         shortcuts: crate::fault::shortcut::known(),
     };
-    Ok((grant, leases))
+    Ok((grant, leases, slice.0))
 }
 
 async fn reply(

@@ -6,8 +6,10 @@
 //! ([`serve`]), hands one slice to each connection and takes it back when the connection closes
 //! ([`lease`]), and removes everything after the grace period with no lease.
 
+mod adopt;
 mod lease;
 mod serve;
+mod watch;
 
 use std::path::PathBuf;
 

@@ -26,7 +26,7 @@ use super::lease;
 use crate::{
     docker::{remove_labelled, Engine},
     error::{Error, Result},
-    identity::{InstanceLabels, LABEL_ENV, LABEL_OWNER, LABEL_RUN, LABEL_SCOPE},
+    identity::{InstanceLabels, LABEL_ENV, LABEL_INSTANCE, LABEL_OWNER, LABEL_RUN, LABEL_SCOPE},
     service::{registry, Sharing, Started},
     shared::{protocol::KeeperSpec, run_dir::RunDir},
     Env, EnvBuilder,
@@ -66,6 +66,13 @@ pub(super) struct Keeper {
     pub down: tokio::sync::Notify,
     pub served: AtomicUsize,
     pub log: std::path::PathBuf,
+    pub dir: RunDir,
+    /// What the watcher saw go wrong with services, and not yet put right ([`watch`]).
+    pub problems: watch::Sender<Vec<super::watch::Problem>>,
+    /// What the watcher last saw of each service container, once followed.
+    pub seen: watch::Sender<Vec<Option<super::watch::Seen>>>,
+    /// Set when it removes its environment: the watcher stops following the containers.
+    pub ending: std::sync::atomic::AtomicBool,
 }
 
 /// A slice the keeper holds itself: its leases give it back when dropped.
@@ -75,6 +82,48 @@ impl Keeper {
     pub(super) fn held(&self) -> std::sync::MutexGuard<'_, Vec<HeldSlice>> {
         // A Vec of leases: a panic elsewhere leaves it consistent.
         self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn set_problem(&self, problem: super::watch::Problem) {
+        self.problems.send_modify(|all| {
+            all.retain(|p| p.service != problem.service);
+            all.push(problem);
+        });
+    }
+
+    pub(super) fn clear_problem(&self, service: &str) {
+        self.problems
+            .send_modify(|all| all.retain(|p| p.service != service));
+    }
+
+    /// Waits, at most `bound`, until no service has a problem; else what happened to which.
+    pub(super) async fn healthy(&self, bound: Duration) -> std::result::Result<(), String> {
+        let mut problems = self.problems.subscribe();
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            let now = problems.borrow_and_update().clone();
+            let describe = |all: &[super::watch::Problem]| {
+                all.iter()
+                    .map(|p| format!("{}: {}", p.service, p.what))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            if now.is_empty() {
+                return Ok(());
+            }
+            if now.iter().any(|p| p.terminal) {
+                return Err(describe(&now));
+            }
+            match tokio::time::timeout_at(deadline, problems.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => {
+                    return Err(format!(
+                        "{}; this test waited {bound:?} for it to come back",
+                        describe(&now)
+                    ))
+                }
+            }
+        }
     }
 
     pub(super) fn kept(&self) -> std::sync::MutexGuard<'_, Vec<(String, HeldSlice)>> {
@@ -143,6 +192,9 @@ pub(super) async fn serve(dir: RunDir) -> Result<()> {
     let _ = std::fs::remove_file(dir.socket());
     let listener = UnixListener::bind(dir.socket())
         .map_err(|e| Error::keeper_io(dir.path(), "cannot listen", e))?;
+    // Names this keeper to a test that finds it hung; tells its reaper where a successor goes.
+    let _ = std::fs::write(dir.pid_file(), std::process::id().to_string());
+    crate::reaper::successor(dir.path());
     eprintln!(
         "drydock keeper {}: run {} env {}, grace {:?}, {}, at most {:?} with no lease",
         std::process::id(),
@@ -164,6 +216,10 @@ pub(super) async fn serve(dir: RunDir) -> Result<()> {
         down: tokio::sync::Notify::new(),
         served: AtomicUsize::new(0),
         log: dir.log_file(),
+        dir: dir.clone(),
+        problems: watch::channel(Vec::new()).0,
+        seen: watch::channel(Vec::new()).0,
+        ending: std::sync::atomic::AtomicBool::new(false),
     });
     let (env_tx, env_rx) = tokio::sync::oneshot::channel();
     let starter = tokio::spawn(start(Arc::clone(&keeper), env_tx));
@@ -222,6 +278,9 @@ pub(super) async fn serve(dir: RunDir) -> Result<()> {
             _ = recv(&mut interrupt) => { eprintln!("drydock keeper: SIGINT"); break; }
         }
     }
+    keeper.ending.store(true, Ordering::Relaxed);
+    // Nothing to adopt any more, should this keeper die from here on.
+    let _ = std::fs::remove_file(dir.ready_file());
     // Stop answering first, so a late test starts a new keeper instead of waiting on this one.
     drop(listener);
     let _ = std::fs::remove_file(dir.socket());
@@ -229,10 +288,24 @@ pub(super) async fn serve(dir: RunDir) -> Result<()> {
     keeper.kept().clear();
     starter.abort();
     let _ = starter.await;
-    if let Ok(env) = env_rx.await {
-        if let Err(e) = env.teardown().await {
-            eprintln!("drydock keeper: teardown: {e}");
+    match env_rx.await {
+        Ok(Holding::Started(env)) => {
+            if let Err(e) = env.teardown().await {
+                eprintln!("drydock keeper: teardown: {e}");
+            }
         }
+        // Its containers carry the owner label of the keeper that made them.
+        Ok(Holding::Adopted { instance, watch }) => {
+            let label = format!("{LABEL_INSTANCE}={instance}");
+            match Engine::connect().await {
+                Ok(engine) => match remove_labelled(&engine, &[label]).await {
+                    Ok(_) => watch.removed(),
+                    Err(e) => eprintln!("drydock keeper: teardown: {e}"),
+                },
+                Err(e) => eprintln!("drydock keeper: teardown: {e}"),
+            }
+        }
+        Err(_) => {}
     }
     sweep(&keeper.spec, Some(std::process::id())).await;
     eprintln!(
@@ -283,10 +356,43 @@ async fn sweep(spec: &KeeperSpec, owner: Option<u32>) {
     }
 }
 
-/// Starts the environment and prepares its slices; publishes the outcome to every waiting test.
-async fn start(keeper: Arc<Keeper>, env_out: tokio::sync::oneshot::Sender<Env>) {
-    // This keeper won the election and found no live one: any earlier keeper of this run and
-    // spec is dead, and what it left can go.
+/// What the keeper tears down when it ends.
+enum Holding {
+    /// An environment it started.
+    Started(Env),
+    /// An environment it adopted from a keeper of the run that died.
+    Adopted {
+        instance: String,
+        watch: crate::reaper::Watch,
+    },
+}
+
+/// Adopts the environment a keeper of this run and spec that died left ready, else starts
+/// one; prepares its slices, publishes the outcome to every waiting test, and watches it.
+async fn start(keeper: Arc<Keeper>, env_out: tokio::sync::oneshot::Sender<Holding>) {
+    match super::adopt::adopt(&keeper).await {
+        Ok(Some((resources, generation))) => {
+            let watch =
+                crate::reaper::Watch::new(&format!("{LABEL_INSTANCE}={}", resources.instance));
+            let _ = env_out.send(Holding::Adopted {
+                instance: resources.instance.clone(),
+                watch,
+            });
+            super::adopt::take_over_leases(&keeper, &resources);
+            eprintln!(
+                "drydock keeper: adopted the ready environment {} (keeper generation \
+                 {generation}) instead of starting another",
+                resources.instance
+            );
+            ready(&keeper, resources, generation);
+            return;
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!("drydock keeper: could not adopt the environment left: {e}"),
+    }
+    // No environment to adopt: any earlier keeper of this run and spec is dead, and what it
+    // left can go (its lease records too).
+    let _ = std::fs::remove_dir_all(keeper.dir.leases_dir());
     sweep(&keeper.spec, None).await;
     let outcome = async {
         let mut builder = EnvBuilder::default();
@@ -308,19 +414,37 @@ async fn start(keeper: Arc<Keeper>, env_out: tokio::sync::oneshot::Sender<Env>) 
             slices: AtomicU64::new(0),
         };
         // Whatever happens next, the environment is torn down by `serve`.
-        let _ = env_out.send(env);
+        let _ = env_out.send(Holding::Started(env));
         Ok::<_, Error>(resources)
     }
     .await;
-    let phase = match outcome {
+    match outcome {
         Ok(resources) => {
             eprintln!("drydock keeper: ready ({})", resources.instance);
-            Phase::Ready(Arc::new(resources))
+            ready(&keeper, resources, 0);
         }
         Err(e) => {
             eprintln!("drydock keeper: failed: {e}");
-            Phase::Failed(e.to_string())
+            keeper.phase.send_replace(Phase::Failed(e.to_string()));
         }
-    };
-    keeper.phase.send_replace(phase);
+    }
+}
+
+/// Records the ready environment for a successor, watches its servers, and serves it.
+fn ready(keeper: &Arc<Keeper>, resources: Resources, generation: u64) {
+    super::adopt::write_json(
+        &keeper.dir.ready_file(),
+        &super::adopt::ReadyRecord {
+            instance: resources.instance.clone(),
+            network: resources.network.clone(),
+            generation,
+        },
+    );
+    let resources = Arc::new(resources);
+    // Ends with the keeper's runtime.
+    tokio::spawn(super::watch::watch(
+        Arc::clone(keeper),
+        Arc::clone(&resources),
+    ));
+    keeper.phase.send_replace(Phase::Ready(resources));
 }

@@ -1,0 +1,244 @@
+//! The keeper watches its servers: a service container restarted, paused, killed, removed, or
+//! come back on another published port is noticed within [`WATCH_EVERY`], and the environment
+//! follows it — ports read again, the template prepared anew — so that later tests get
+//! working slices. Meanwhile attaches wait (bounded) or are told what happened to which service.
+
+use std::{sync::Arc, time::Duration};
+
+use super::serve::{Keeper, Resources};
+use crate::service::{Sharing, Started};
+
+/// How often each service container is inspected.
+const WATCH_EVERY: Duration = Duration::from_millis(1500);
+
+/// What went wrong with one service, as attaching tests are told.
+#[derive(Clone, Debug)]
+pub(super) struct Problem {
+    pub service: String,
+    /// What happened and what the keeper does about it.
+    pub what: String,
+    /// Nothing the keeper does brings it back: attaches fail at once.
+    pub terminal: bool,
+}
+
+/// A container's state as far as the watcher cares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Seen {
+    Running {
+        started_at: String,
+        ports: Vec<(u16, u16)>,
+    },
+    Paused,
+    /// Exited, dead or killed, with its state and exit code.
+    Stopped(String),
+    Gone,
+}
+
+async fn look(container: &crate::service::StartedContainer) -> Seen {
+    let inspected = match container
+        .engine
+        .docker()
+        .inspect_container(&container.id, None)
+        .await
+    {
+        Ok(inspected) => inspected,
+        Err(testcontainers::bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }) => return Seen::Gone,
+        // The engine did not answer this time: nothing is concluded from that.
+        Err(_) => {
+            return Seen::Running {
+                started_at: String::new(),
+                ports: Vec::new(),
+            }
+        }
+    };
+    let state = inspected.state.unwrap_or_default();
+    if state.paused == Some(true) {
+        return Seen::Paused;
+    }
+    if state.running != Some(true) || state.restarting == Some(true) {
+        return Seen::Stopped(format!(
+            "{} (exit code {})",
+            state
+                .status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "stopped".into()),
+            state.exit_code.unwrap_or_default()
+        ));
+    }
+    let mut ports: Vec<(u16, u16)> = inspected
+        .network_settings
+        .and_then(|n| n.ports)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(key, bindings)| {
+            let port: u16 = key.strip_suffix("/tcp")?.parse().ok()?;
+            let host = bindings
+                .as_ref()?
+                .iter()
+                .find_map(|b| b.host_port.as_ref()?.parse().ok())?;
+            Some((port, host))
+        })
+        .collect();
+    ports.sort_unstable();
+    Seen::Running {
+        started_at: state.started_at.unwrap_or_default(),
+        ports,
+    }
+}
+
+/// Watches every service of `resources` until the keeper ends (the task is aborted).
+pub(super) async fn watch(keeper: Arc<Keeper>, resources: Arc<Resources>) {
+    let mut last: Vec<Option<Seen>> = vec![None; resources.services.len()];
+    let mut tick = tokio::time::interval(WATCH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if keeper.ending.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        for (i, (name, started)) in resources.services.iter().enumerate() {
+            let seen = look(&started.container()).await;
+            // An engine that did not answer.
+            if matches!(&seen, Seen::Running { started_at, .. } if started_at.is_empty()) {
+                continue;
+            }
+            let before = last[i].replace(seen.clone());
+            let Some(before) = before else { continue };
+            if before == seen {
+                continue;
+            }
+            follow(&keeper, name, &**started, &before, &seen).await;
+        }
+        // Followed: an attach that saw the same waits no more (see `caught_up`).
+        keeper.seen.send_replace(last.clone());
+    }
+}
+
+/// Waits, at most `bound`, until the watcher has followed what the service containers look
+/// like now: a test attaching right after a `docker restart` gets the restarted server's
+/// slice, not the old one's, however the watcher's round falls.
+pub(super) async fn caught_up(keeper: &Keeper, resources: &Resources, bound: Duration) {
+    let mut now = Vec::new();
+    for (_, started) in &resources.services {
+        now.push(look(&started.container()).await);
+    }
+    let mut seen = keeper.seen.subscribe();
+    let _ = tokio::time::timeout(bound, async {
+        loop {
+            let followed = {
+                let last = seen.borrow_and_update();
+                now.iter().zip(last.iter()).all(|(now, last)| match now {
+                    Seen::Running { started_at, .. } if started_at.is_empty() => true,
+                    now => last.as_ref() == Some(now),
+                }) && last.len() == now.len()
+            };
+            if followed || seen.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+}
+
+/// Brings the environment along after `name`'s container went from `before` to `now`.
+async fn follow(keeper: &Keeper, name: &str, started: &dyn Started, before: &Seen, now: &Seen) {
+    let container = started.container().name;
+    match now {
+        Seen::Paused => keeper.set_problem(Problem {
+            service: name.into(),
+            what: format!(
+                "its container {container} was paused (`docker pause`); attaching tests wait \
+                 for it to be unpaused"
+            ),
+            terminal: false,
+        }),
+        Seen::Gone => keeper.set_problem(Problem {
+            service: name.into(),
+            what: format!(
+                "its container {container} was removed (`docker rm`, or a prune) while the \
+                 run used it; this environment cannot serve again. To fix: run the tests \
+                 again (`drydock down` ends this keeper now)"
+            ),
+            terminal: true,
+        }),
+        Seen::Stopped(state) => {
+            keeper.set_problem(Problem {
+                service: name.into(),
+                what: format!(
+                    "its container {container} stopped: {state}; the keeper starts it again"
+                ),
+                terminal: false,
+            });
+            let restarted = started
+                .container()
+                .engine
+                .docker()
+                .start_container(&started.container().id, None)
+                .await;
+            let running = matches!(look(&started.container()).await, Seen::Running { .. });
+            // An error because `docker restart` started it meanwhile is no error.
+            if let (Err(e), false) = (restarted, running) {
+                keeper.set_problem(Problem {
+                    service: name.into(),
+                    what: format!(
+                        "its container {container} stopped ({state}) and could not be started \
+                         again: {e}"
+                    ),
+                    terminal: true,
+                });
+            }
+            // The next look sees it running, with a new start time: recovered then.
+        }
+        Seen::Running { ports, .. } => {
+            let (restarted, moved) = match before {
+                Seen::Running {
+                    ports: old_ports, ..
+                } => (true, old_ports != ports),
+                Seen::Paused => (false, false),
+                _ => (true, true),
+            };
+            if !restarted {
+                eprintln!("drydock keeper: {name}: its container {container} was unpaused");
+                keeper.clear_problem(name);
+                return;
+            }
+            eprintln!(
+                "drydock keeper: {name}: its container {container} restarted{}; reading its \
+                 ports again and preparing it anew (its data is gone)",
+                if moved {
+                    format!(" on other published ports ({ports:?})")
+                } else {
+                    String::new()
+                }
+            );
+            keeper.set_problem(Problem {
+                service: name.into(),
+                what: format!(
+                    "its container {container} restarted; the keeper is preparing it anew \
+                     (its data, the template of the slices, is gone)"
+                ),
+                terminal: false,
+            });
+            match started.recover(&[], true, Sharing::Shared).await {
+                Ok(()) => {
+                    eprintln!("drydock keeper: {name}: ready again");
+                    keeper.clear_problem(name);
+                }
+                Err(e) => {
+                    eprintln!("drydock keeper: {name}: could not be prepared again: {e}");
+                    keeper.set_problem(Problem {
+                        service: name.into(),
+                        what: format!(
+                            "its container {container} restarted and could not be prepared \
+                             again: {e}"
+                        ),
+                        terminal: true,
+                    });
+                }
+            }
+        }
+    }
+}
