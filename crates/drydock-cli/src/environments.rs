@@ -5,6 +5,7 @@
 //! `drydock.owner` label, told apart from a later process with the same pid by
 //! `drydock.owner-started`) is gone from this machine. An instance of another machine
 //! (`drydock.host`; an engine shared by several) is left alone: its liveness cannot be judged here.
+//! Nor is an instance a live keeper of this user serves (one that adopted it from a dead keeper).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -193,8 +194,18 @@ fn truncate(text: &str, width: usize) -> String {
 pub async fn prune(dry_run: bool) -> Result<()> {
     let engine = Engine::connect().await?;
     let found = instances(&engine).await?;
+    // A keeper that adopted an environment after its first keeper died serves it under the
+    // dead keeper's owner label: the live keeper of its run and identity vouches for it.
+    let adopted: std::collections::HashSet<(String, String)> = drydock::shared::keepers()
+        .into_iter()
+        .filter_map(|(_, status)| status.ok())
+        .map(|s| (s.run, s.identity))
+        .collect();
     let mut pruned = 0;
     for (instance, found) in &found {
+        if adopted.contains(&(found.run.clone(), found.env.clone())) {
+            continue;
+        }
         match found.owner() {
             Owner::Alive => continue,
             Owner::Elsewhere(host) => {
