@@ -418,6 +418,11 @@ fn request_slice(
                 dir.log_file().display()
             ),
         }),
+        Ok(Response::Refused(message)) => Err(Error::SliceUnavailable {
+            environment: environment_name(dir.path()),
+            message,
+            log: dir.log_file(),
+        }),
         Ok(Response::Status(_) | Response::Stopping) | Err(_) => Err(Error::keeper(
             dir.path(),
             format!("answered something unexpected: {}", line.trim()),
