@@ -91,7 +91,11 @@ pub enum Error {
     },
 
     /// The engine refused to create or start the container.
-    #[error("starting the {service} container from `{image}` failed: {source}")]
+    #[error(
+        "starting the {service} container from `{image}` failed: {source}\n  \
+         to fix: read the engine's message; check that `{image}` is an image for {service} and \
+         that its command exists in it"
+    )]
     StartFailed {
         /// The service being started.
         service: String,
@@ -149,12 +153,17 @@ pub enum Error {
 
     /// The container stopped before it became ready.
     #[error(
-        "the {service} container exited with code {exit_code} before it became ready\n\
+        "the {service} container (`{image}`) exited with code {exit_code} before it became \
+         ready\n  \
+         to fix: read its log below; check that `{image}` is an image for {service}, and its \
+         command and environment\n\
          --- last lines of the {service} container's log ---\n{log_tail}"
     )]
     ContainerExited {
         /// The service whose container stopped.
         service: String,
+        /// The image it ran.
+        image: String,
         /// The container's exit code.
         exit_code: i64,
         /// The last lines the container wrote.
