@@ -24,8 +24,8 @@ const KNOWN: &[(&str, bool)] = &[
 fn spec(services: &[String]) -> Result<EnvBuilder> {
     if services.is_empty() {
         bail!(
-            "name the services to start, e.g. `drydock up postgres redis`\n  \
-             known: {}",
+            "no service named\n  to fix: name the services to start, e.g. `drydock up postgres \
+             redis`; known: {}",
             known()
         );
     }
@@ -55,7 +55,11 @@ fn add(builder: EnvBuilder, name: &str) -> Result<EnvBuilder> {
                      to fix: cargo install drydock-cli --features {other} (or build it with \
                      `cargo build -p drydock-cli --features {other}`)"
                 ),
-                None => bail!("no service `{other}`\n  known: {}", known()),
+                None => bail!(
+                    "no service `{other}`\n  to fix: name one of {} (each runs with its \
+                     defaults)",
+                    known()
+                ),
             }
         }
     }

@@ -9,7 +9,7 @@ use crate::{invalid::InvalidStub, verify::VerificationFailure};
 #[non_exhaustive]
 pub enum StubError {
     /// A stub was rejected.
-    #[error("stub {stub} is invalid: {source}")]
+    #[error("stub {stub} is invalid: {source}\n  to fix: correct that field of the stub")]
     InvalidStub {
         /// The stub's name or `METHOD url`.
         stub: String,
@@ -18,7 +18,11 @@ pub enum StubError {
         source: InvalidStub,
     },
     /// A mapping file could not be read or is outside the supported WireMock subset.
-    #[error("{}: {message}", file.display())]
+    #[error(
+        "{}: {message}\n  to fix: correct that file; `drydock_stub::mappings` lists the \
+         WireMock subset that is supported",
+        file.display()
+    )]
     Mapping {
         /// The file.
         file: PathBuf,

@@ -59,7 +59,11 @@ pub enum Error {
     },
 
     /// An image reference (from code or an environment variable) could not be parsed.
-    #[error("invalid image reference {value:?} (from {origin}): {reason}")]
+    #[error(
+        "invalid image reference {value:?} (from {origin}): {reason}\n  \
+         to fix: write it as [registry/]repository[:tag] in {origin}, e.g. `postgres:17-alpine` \
+         or `drydock.local/postgres:15`"
+    )]
     InvalidImage {
         /// The text that was given.
         value: String,
@@ -87,7 +91,11 @@ pub enum Error {
     },
 
     /// The engine refused to create or start the container.
-    #[error("starting the {service} container from `{image}` failed: {source}")]
+    #[error(
+        "starting the {service} container from `{image}` failed: {source}\n  \
+         to fix: read the engine's message; check that `{image}` is an image for {service} and \
+         that its command exists in it"
+    )]
     StartFailed {
         /// The service being started.
         service: String,
@@ -145,12 +153,17 @@ pub enum Error {
 
     /// The container stopped before it became ready.
     #[error(
-        "the {service} container exited with code {exit_code} before it became ready\n\
+        "the {service} container (`{image}`) exited with code {exit_code} before it became \
+         ready\n  \
+         to fix: read its log below; check that `{image}` is an image for {service}, and its \
+         command and environment\n\
          --- last lines of the {service} container's log ---\n{log_tail}"
     )]
     ContainerExited {
         /// The service whose container stopped.
         service: String,
+        /// The image it ran.
+        image: String,
         /// The container's exit code.
         exit_code: i64,
         /// The last lines the container wrote.
@@ -169,7 +182,7 @@ pub enum Error {
 
     /// The environment has no service of the name asked for.
     #[error(
-        "this environment has no {service} service; add it when building: \
+        "this environment has no {service} service\n  to fix: add it when building: \
          Env::builder().with_{service}(..), or for one of yours \
          .with_container(Container::from_image(\"{service}\", ..)) / .with_service(..)"
     )]
@@ -179,7 +192,10 @@ pub enum Error {
     },
 
     /// The service asked for exists, but is of another type than the handle asked for.
-    #[error("the service {service} is a {actual}, not a {wanted}")]
+    #[error(
+        "the service {service} is a {actual}, not a {wanted}\n  \
+         to fix: ask for {service} as a {actual}, or name the {wanted} otherwise"
+    )]
     WrongServiceType {
         /// The service's name.
         service: String,
@@ -220,6 +236,49 @@ pub enum Error {
         /// The client's error.
         #[source]
         source: BoxError,
+    },
+
+    /// An environment variable drydock reads holds a value it cannot use.
+    #[error("{variable}={value:?}: {problem}\n  to fix: {fix}")]
+    Setting {
+        /// The variable, e.g. `DRYDOCK_BIND_IP`.
+        variable: String,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        problem: String,
+        /// What to do.
+        fix: String,
+    },
+
+    /// A pool or set of leases a test waits for stayed empty for the whole bound: every piece
+    /// of it is held by other slices.
+    #[error("waited {bound:?} for {what}; held by {holders}\n  to fix: {fix}")]
+    Exhausted {
+        /// What was waited for.
+        what: String,
+        /// The bound.
+        bound: Duration,
+        /// Who holds the pieces, e.g. `slice 3 (database 2), slice 4 (database 5)`.
+        holders: String,
+        /// What to do.
+        fix: String,
+    },
+
+    /// A running shared environment could not cut this test a slice (a pool or lease ran
+    /// out); the environment itself is fine and serves other tests.
+    #[error(
+        "no slice of the shared environment {environment} for this test: {message}\n  \
+         the keeper's log: {}",
+        .log.display()
+    )]
+    SliceUnavailable {
+        /// Which environment (run and spec).
+        environment: String,
+        /// Why, with who holds what.
+        message: String,
+        /// The keeper's log.
+        log: PathBuf,
     },
 
     /// A bounded wait ran out.
@@ -266,12 +325,14 @@ pub enum Error {
     },
 
     /// A fault could not be applied, or a fault proxy cannot run.
-    #[error("fault proxy {proxy}: {problem}")]
+    #[error("fault proxy {proxy}: {problem}\n  to fix: {fix}")]
     Fault {
         /// The proxy (its service's name).
         proxy: String,
         /// What is wrong, naming the toxic or parameter.
         problem: String,
+        /// What to do.
+        fix: String,
     },
 
     /// The shared environment of this run failed; every test attaching to it gets this same error.

@@ -85,6 +85,36 @@ impl ImageRef {
         if tag.is_empty() {
             return Err(invalid("the tag after ':' is empty"));
         }
+        // Docker's own grammar, checked here so that the error names where the value came from
+        // instead of the engine answering "invalid reference format".
+        if tag.len() > 128
+            || tag.starts_with(['.', '-'])
+            || !tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        {
+            return Err(invalid(
+                "the tag may hold only letters, digits, `_`, `.` and `-` (not first), at most 128",
+            ));
+        }
+        let mut components: Vec<&str> = repository.split('/').collect();
+        let first = components[0];
+        if components.len() > 1
+            && (first.contains('.') || first.contains(':') || first == "localhost")
+        {
+            components.remove(0);
+        }
+        if components.iter().any(|c| {
+            c.is_empty()
+                || !c.starts_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+                || !c.chars().all(|ch| {
+                    ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-')
+                })
+        }) {
+            return Err(invalid(
+                "the repository name may hold only lower-case letters, digits, `.`, `_` and `-`",
+            ));
+        }
         Ok(ImageRef {
             repository: repository.to_string(),
             tag: tag.to_string(),

@@ -37,23 +37,27 @@ where
     let deadline = started + bound;
     let mut pause = FIRST_PAUSE;
     let mut attempts = 0u32;
+    let mut last_error = String::new();
     loop {
         attempts += 1;
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let last_error = match tokio::time::timeout(remaining.min(ATTEMPT_TIMEOUT), probe()).await {
+        let allowed = remaining.min(ATTEMPT_TIMEOUT);
+        match tokio::time::timeout(allowed, probe()).await {
             Ok(Ok(())) => {
                 tracing::debug!(%service, attempts, elapsed = ?started.elapsed(), "ready");
                 return Ok(());
             }
-            Ok(Err(e)) => crate::error::chain(&*e),
-            Err(_) => format!(
-                "the probe did not answer within {:?}",
-                remaining.min(ATTEMPT_TIMEOUT)
-            ),
-        };
+            Ok(Err(e)) => last_error = crate::error::chain(&*e),
+            // A last attempt cut short by the bound says less than the attempt before it.
+            Err(_) if allowed == ATTEMPT_TIMEOUT || last_error.is_empty() => {
+                last_error = format!("the probe did not answer within {allowed:?}")
+            }
+            Err(_) => {}
+        }
         if let Some(exit_code) = exit_code(engine, &container.id).await {
             return Err(Error::ContainerExited {
                 service,
+                image: container.image.clone(),
                 exit_code,
                 log_tail: log_tail(engine, &container.id, LOG_TAIL_LINES).await,
             });
@@ -63,7 +67,7 @@ where
                 service,
                 waited: started.elapsed(),
                 bound,
-                last_error,
+                last_error: last_error.clone(),
                 log_tail: log_tail(engine, &container.id, LOG_TAIL_LINES).await,
             });
         }

@@ -100,6 +100,8 @@ impl Services {
         self.faults(name)?.first().ok_or_else(|| Error::Fault {
             proxy: name.to_string(),
             problem: "this service routes none of its addresses through a proxy".into(),
+            fix: "fault a service drydock proxies (see Services::traffic for those that are)"
+                .into(),
         })
     }
 

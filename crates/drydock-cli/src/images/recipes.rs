@@ -155,7 +155,11 @@ pub(super) const RECIPES: &[Recipe] = &[
 pub(super) fn recipe(name: &str) -> Result<&'static Recipe> {
     RECIPES.iter().find(|r| r.name == name).with_context(|| {
         let known: Vec<_> = RECIPES.iter().map(|r| r.name).collect();
-        format!("no image named `{name}`; known: {}", known.join(", "))
+        format!(
+            "no image named `{name}`\n  to fix: name one of {} (`drydock images list` shows \
+             them)",
+            known.join(", ")
+        )
     })
 }
 

@@ -25,9 +25,12 @@ use registry::Registry;
 /// Serves Toxiproxy's API on `listen` until Ctrl-C, printing the address it listens on (the
 /// port is chosen when `listen` ends in `:0`).
 pub async fn run(listen: &str) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let listener = TcpListener::bind(listen).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on --listen {listen}: {e}\n  to fix: give a free ip:port of this \
+                 machine (`127.0.0.1:0` picks a port)"
+        )
+    })?;
     let address = listener.local_addr()?;
     // Scripts and tests read this line to learn the port.
     println!("drydock proxy: Toxiproxy API on http://{address}");

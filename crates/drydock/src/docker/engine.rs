@@ -81,7 +81,7 @@ impl Engine {
             unavailable(transport.with_context(format!("no answer within {PING_TIMEOUT:?}")))
         })?
         .map_err(|e| unavailable(transport.explain(&e)))?;
-        let address = host::resolve(&docker, &endpoint).await;
+        let address = host::resolve(&docker, &endpoint).await?;
         tracing::debug!(%endpoint, host = %address.host, bind = %address.bind_ip, "docker engine answered");
         Ok(Engine {
             docker,

@@ -9,6 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 
 use testcontainers::bollard::{query_parameters::InspectNetworkOptions, Docker};
 
+use crate::error::{Error, Result};
+
 #[derive(Clone, Debug)]
 pub(crate) struct HostAddress {
     /// Where clients in this process connect to.
@@ -19,42 +21,107 @@ pub(crate) struct HostAddress {
 
 const LOOPBACK: &str = "127.0.0.1";
 
-pub(crate) async fn resolve(docker: &Docker, endpoint: &str) -> HostAddress {
-    let bind_override = std::env::var("DRYDOCK_BIND_IP")
-        .ok()
-        .filter(|v| !v.is_empty());
+pub(crate) async fn resolve(docker: &Docker, endpoint: &str) -> Result<HostAddress> {
+    let remote = remote_engine_host(endpoint);
+    let bind_override = bind_ip_setting(remote.is_some())?;
     if let Some(ip) = &bind_override {
         warn_if_exposed(ip);
     }
     let explicit_host = ["DRYDOCK_HOST", "TESTCONTAINERS_HOST_OVERRIDE"]
         .into_iter()
-        .find_map(|v| std::env::var(v).ok().filter(|v| !v.is_empty()));
-    if let Some(host) = explicit_host {
+        .find_map(|v| Some((v, std::env::var(v).ok().filter(|v| !v.is_empty())?)));
+    if let Some((variable, host)) = explicit_host {
+        check_host(variable, &host)?;
         let bind_ip = bind_override.unwrap_or_else(|| bind_ip_for(&host));
-        return HostAddress { host, bind_ip };
+        return Ok(HostAddress { host, bind_ip });
     }
-    if let Some(remote) = remote_engine_host(endpoint) {
+    if let Some(remote) = remote {
         // A remote engine publishes on its own interfaces; loopback there is unreachable from here.
         let bind_ip = bind_override.unwrap_or_else(|| bind_ip_for(&remote));
-        return HostAddress {
+        return Ok(HostAddress {
             host: remote,
             bind_ip,
-        };
+        });
     }
     if std::path::Path::new("/.dockerenv").exists() {
         if let Some(gateway) = bridge_gateway(docker).await {
             if !is_own_address(gateway) {
                 let host = gateway.to_string();
-                return HostAddress {
+                return Ok(HostAddress {
                     bind_ip: bind_override.unwrap_or_else(|| host.clone()),
                     host,
-                };
+                });
             }
         }
     }
-    HostAddress {
+    Ok(HostAddress {
         host: LOOPBACK.into(),
         bind_ip: bind_override.unwrap_or_else(|| LOOPBACK.into()),
+    })
+}
+
+/// `DRYDOCK_BIND_IP`, checked before any container is made: an address, and for an engine on
+/// this machine one of this machine's (or `0.0.0.0`/`::`), since the engine publishes there.
+/// Left unchecked, a bad value surfaces as the engine's refusal to start a container, naming
+/// neither the variable nor the value.
+fn bind_ip_setting(remote_engine: bool) -> Result<Option<String>> {
+    const VARIABLE: &str = "DRYDOCK_BIND_IP";
+    let Some(value) = std::env::var(VARIABLE).ok().filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let setting = |problem: String| Error::Setting {
+        variable: VARIABLE.into(),
+        value: value.clone(),
+        problem,
+        fix: "give an IP address of this machine (127.0.0.1 is the default; 0.0.0.0 publishes \
+              on every interface), or unset it"
+            .into(),
+    };
+    let ip: IpAddr = value
+        .trim()
+        .parse()
+        .map_err(|_| setting("not an IP address (a host name or port is not taken here)".into()))?;
+    if !remote_engine && !ip.is_unspecified() && !is_own_address(ip) {
+        return Err(setting(format!(
+            "{ip} is not an address of this machine, and the engine runs here: it cannot \
+             publish ports there"
+        )));
+    }
+    Ok(Some(ip.to_string()))
+}
+
+/// `DRYDOCK_HOST` (or `TESTCONTAINERS_HOST_OVERRIDE`): a host name or address, nothing more,
+/// since it is written into every URL and address handed out.
+fn check_host(variable: &str, value: &str) -> Result<()> {
+    let problem = if value.contains("://") {
+        Some("holds a scheme; give the host alone".to_string())
+    } else if value.parse::<IpAddr>().is_ok() {
+        None
+    } else if value.contains(':') || value.contains('/') {
+        Some("holds a port or a path; give the host alone (ports are published per service)".into())
+    } else if value.len() > 253
+        || value.split('.').any(|label| {
+            label.is_empty()
+                || label.len() > 63
+                || label.starts_with('-')
+                || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+    {
+        Some("is not a host name (letters, digits, `-` and dots) nor an IP address".into())
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(Error::Setting {
+            variable: variable.into(),
+            value: value.into(),
+            problem,
+            fix: format!(
+                "give the host name or address published ports are reached at, e.g. \
+                 {variable}=127.0.0.1, or unset it"
+            ),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -149,6 +216,20 @@ mod tests {
             remote_engine_host("tcp://docker.example:2376").as_deref(),
             Some("docker.example")
         );
+    }
+
+    #[test]
+    fn host_overrides_are_a_host_alone() {
+        for good in ["127.0.0.1", "::1", "docker.example", "host-1.internal"] {
+            assert!(check_host("DRYDOCK_HOST", good).is_ok(), "{good}");
+        }
+        for bad in ["tcp://1.2.3.4", "host:2375", "not a host!", "a..b", "-x"] {
+            let message = check_host("DRYDOCK_HOST", bad)
+                .map(|()| String::new())
+                .unwrap_or_else(|e| e.to_string());
+            assert!(message.starts_with("DRYDOCK_HOST="), "{bad}: {message}");
+            assert!(message.contains("to fix:"), "{bad}: {message}");
+        }
     }
 
     #[test]

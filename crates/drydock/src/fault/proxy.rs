@@ -107,6 +107,7 @@ impl FaultProxy {
         let bad = |problem: String| Error::Fault {
             proxy: name.clone(),
             problem,
+            fix: "give a free ip:port of this machine to listen on (port 0 picks one)".into(),
         };
         let wanted: SocketAddr = listen
             .parse()
@@ -173,9 +174,9 @@ impl FaultProxy {
         if duplicate {
             return Err(Error::Fault {
                 proxy: self.inner.name.clone(),
-                problem: format!(
-                    "a toxic named {name} is already in place; name it otherwise with .named(..)"
-                ),
+                problem: format!("a toxic named {name} is already in place"),
+                fix: "name the second one otherwise with .named(..), or drop the first guard"
+                    .into(),
             });
         }
         Ok(ToxicGuard {
@@ -298,10 +299,12 @@ impl FaultProxy {
         let listener = bind(SocketAddr::new(ip, 0)).map_err(|e| Error::Fault {
             proxy: self.inner.name.clone(),
             problem: format!("cannot listen on {ip}: {e}"),
+            fix: "give an address of this machine".into(),
         })?;
         let address = listener.local_addr().map_err(|e| Error::Fault {
             proxy: self.inner.name.clone(),
             problem: format!("cannot read the listen address on {ip}: {e}"),
+            fix: "give an address of this machine".into(),
         })?;
         lock(&self.inner.addresses).push(address);
         if self.is_enabled() {
@@ -317,9 +320,10 @@ impl FaultProxy {
 
     fn named(&self, error: Error) -> Error {
         match error {
-            Error::Fault { problem, .. } => Error::Fault {
+            Error::Fault { problem, fix, .. } => Error::Fault {
                 proxy: self.inner.name.clone(),
                 problem,
+                fix,
             },
             other => other,
         }
@@ -330,6 +334,7 @@ impl FaultProxy {
         Error::Fault {
             proxy: self.inner.name.clone(),
             problem: format!("no toxic named {name} (in place: {})", known.join(", ")),
+            fix: "name one of the toxics in place".into(),
         }
     }
 }
@@ -395,6 +400,7 @@ fn check_upstream(name: &str, upstream: &str) -> Result<()> {
     let bad = |problem: String| Error::Fault {
         proxy: name.to_string(),
         problem,
+        fix: "start the server before the proxy, or correct the upstream host:port".into(),
     };
     let addresses: Vec<SocketAddr> = upstream
         .to_socket_addrs()
@@ -412,8 +418,7 @@ fn check_upstream(name: &str, upstream: &str) -> Result<()> {
         }
     }
     Err(bad(format!(
-        "nothing accepts connections at upstream {upstream} ({}); start the server before the \
-         proxy, or check the port",
+        "nothing accepts connections at upstream {upstream} ({})",
         last.map_or_else(|| "no address".to_string(), |e| e.to_string())
     )))
 }

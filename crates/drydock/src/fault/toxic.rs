@@ -258,6 +258,7 @@ impl Toxic {
             Err(Error::Fault {
                 proxy: String::new(),
                 problem: format!("toxic {}: {problem}", self.name()),
+                fix: "correct that parameter of the toxic (see drydock::fault::Toxic)".into(),
             })
         };
         if !(0.0..=1.0).contains(&self.toxicity) || self.toxicity.is_nan() {

@@ -237,6 +237,24 @@ impl Service for Container {
     }
 
     fn resolve_paths(&mut self, _: &std::path::Path) -> Result<()> {
+        // It names the container (`<environment>-<name>`) and resolves on the network: the
+        // engine would refuse it only once the network exists, naming neither.
+        let valid = self
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+            && self.name.starts_with(|c: char| c.is_ascii_alphanumeric());
+        if !valid {
+            return Err(Error::Spec {
+                service: self.name.clone(),
+                problem: format!(
+                    "the name {:?} cannot name a container: Docker allows letters, digits, `_`, \
+                     `.` and `-`, starting with a letter or digit",
+                    self.name
+                ),
+                fix: "give Container::from_image(..) a name such as `my-app`".into(),
+            });
+        }
         // Checked with the spec, before anything starts: a wait drydock cannot carry and no
         // probe in its place would start a container nobody knows to be ready.
         if !self.uncarried_waits.is_empty() && self.readiness.is_empty() {
@@ -370,7 +388,9 @@ async fn check(
     match condition {
         Readiness::Tcp { port } => {
             let address = server.address(*port)?;
-            let mut stream = TcpStream::connect(&address).await?;
+            let mut stream = TcpStream::connect(&address)
+                .await
+                .map_err(|e| format!("connecting to {address} (port {port}): {e}"))?;
             // Docker's port proxy accepts even when nothing listens behind it, then closes: a
             // connection that stays open (or greets) has a server behind it.
             let mut byte = [0u8; 1];
@@ -385,7 +405,9 @@ async fn check(
         }
         Readiness::Http { port, path, status } => {
             let address = server.address(*port)?;
-            let mut stream = TcpStream::connect(&address).await?;
+            let mut stream = TcpStream::connect(&address)
+                .await
+                .map_err(|e| format!("connecting to {address} (port {port}): {e}"))?;
             let request =
                 format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
             stream.write_all(request.as_bytes()).await?;

@@ -59,6 +59,7 @@ pub(crate) async fn start<S: Service>(
                 Err(e) => return Err(e),
             }
         };
+        check_published(&plan, &started).await?;
         let server = service.server(&plan, &started)?;
         await_ready(service, &server, &started).await?;
         crate::progress::service_ready(&name, &image.to_string(), began.elapsed());
@@ -66,6 +67,36 @@ pub(crate) async fn start<S: Service>(
     }
     .instrument(span)
     .await
+}
+
+/// A port of the plan that the engine does not show published means, in practice, a container
+/// that already exited (its ports go with it): say that, with its log, rather than "port not
+/// published" (an image that is not the service's, a command that fails at once).
+async fn check_published(plan: &ContainerPlan, started: &StartedContainer) -> Result<()> {
+    let wanted = plan
+        .ports
+        .iter()
+        .chain(plan.fixed_ports.iter().map(|(_, port)| port));
+    let Some(port) = wanted.copied().find(|p| !started.ports.contains_key(p)) else {
+        return Ok(());
+    };
+    // The exit may be a moment behind the inspection that found no port.
+    for _ in 0..20 {
+        if let Some(exit_code) = docker::exit_code(&started.engine, &started.id).await {
+            return Err(Error::ContainerExited {
+                service: started.service.clone(),
+                image: started.image.clone(),
+                exit_code,
+                log_tail: docker::log_tail(&started.engine, &started.id, 40).await,
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Err(Error::PortNotPublished {
+        service: started.service.clone(),
+        image: started.image.clone(),
+        port,
+    })
 }
 
 /// Probes `server` until it is ready, within the service's bound.

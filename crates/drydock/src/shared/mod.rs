@@ -543,6 +543,11 @@ fn request_slice(
                 dir.log_file().display()
             ),
         })),
+        Ok(Response::Refused(message)) => Err(Attempt::Failed(Error::SliceUnavailable {
+            environment: environment_name(dir.path()),
+            message,
+            log: dir.log_file(),
+        })),
         Ok(Response::Status(_) | Response::Stopping) | Err(_) => {
             Err(Attempt::Failed(Error::keeper(
                 dir.path(),

@@ -49,7 +49,10 @@ pub(crate) enum Request {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Response {
     Slice(Box<SliceGrant>),
+    /// The environment failed: every test gets this.
     Failed(String),
+    /// The environment runs, but this test's slice could not be cut (a lease ran out).
+    Refused(String),
     Status(Status),
     Stopping,
 }
@@ -57,6 +60,9 @@ pub(crate) enum Response {
 /// One test's share of the environment.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct SliceGrant {
+    /// The slice's number in its environment.
+    #[serde(default)]
+    pub slice: u64,
     pub instance: String,
     pub network: String,
     pub services: Vec<GrantedService>,

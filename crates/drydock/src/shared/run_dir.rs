@@ -264,15 +264,19 @@ fn private(dir: &Path) -> Result<()> {
         .map(|m| m.uid())
         .unwrap_or(u32::MAX);
     if meta.uid() != me || meta.mode() & 0o022 != 0 {
-        return Err(Error::keeper(
-            dir,
-            format!(
-                "is owned by uid {} with mode {:o}, not private to uid {me}: refused; remove it \
-                 (or point TMPDIR elsewhere) and run again",
+        return Err(Error::Spec {
+            service: "environment".into(),
+            problem: format!(
+                "the run directory {} is owned by uid {} with mode {:o}, not private to uid \
+                 {me}: refused, since whoever may write there can replace the keeper's socket",
+                dir.display(),
                 meta.uid(),
                 meta.mode() & 0o777
             ),
-        ));
+            fix: "remove that directory (or point TMPDIR or XDG_RUNTIME_DIR elsewhere) and run \
+                  again"
+                .into(),
+        });
     }
     Ok(())
 }

@@ -94,7 +94,7 @@ impl KafkaSlice {
     /// most 249 characters (prefix included), not `.` or `..`; and at least one partition.
     pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<String> {
         let topic = self.topic(name);
-        check_topic(&topic, partitions)?;
+        check_topic(name, &topic, partitions)?;
         clients::create_topic(&self.server, &topic, partitions).await?;
         Ok(topic)
     }
@@ -246,16 +246,25 @@ impl fmt::Debug for KafkaSlice {
     }
 }
 
-/// Kafka's own rules for a topic (`org.apache.kafka.common.internals.Topic.validate`).
-fn check_topic(topic: &str, partitions: i32) -> Result<()> {
-    let problem = if topic.is_empty() {
+/// Kafka's own rules for a topic (`org.apache.kafka.common.internals.Topic.validate`), on the
+/// full name (`topic`, prefix included) — and on the `name` a test gave for what a prefix
+/// would hide (empty, `.`, `..`), so a name refused in an owned environment (prefix `""`) is
+/// refused in a slice too.
+fn check_topic(name: &str, topic: &str, partitions: i32) -> Result<()> {
+    let problem = if name.is_empty() {
         Some("is empty".to_string())
-    } else if topic == "." || topic == ".." {
+    } else if name == "." || name == ".." {
         Some("cannot be `.` or `..`".to_string())
     } else if topic.len() > 249 {
+        let prefix = &topic[..topic.len() - name.len()];
         Some(format!(
-            "is {} characters long; Kafka allows 249",
-            topic.len()
+            "is {} characters long{}; Kafka allows 249",
+            topic.len(),
+            if prefix.is_empty() {
+                String::new()
+            } else {
+                format!(" with this slice's prefix {prefix:?}")
+            }
         ))
     } else if let Some(bad) = topic
         .chars()
@@ -274,7 +283,7 @@ fn check_topic(topic: &str, partitions: i32) -> Result<()> {
     match problem {
         Some(problem) => Err(Error::Spec {
             service: "kafka".into(),
-            problem: format!("topic {topic:?} {problem}"),
+            problem: format!("topic {name:?} {problem}"),
             fix: "choose another topic name or partition count".into(),
         }),
         None => Ok(()),
@@ -287,15 +296,15 @@ mod tests {
 
     #[test]
     fn topic_names_follow_kafkas_rules() {
-        assert!(check_topic("s1_orders.v2-x", 3).is_ok());
+        assert!(check_topic("orders.v2-x", "s1_orders.v2-x", 3).is_ok());
         for (bad, partitions, says) in [
             ("bad topic!*", 1, "holds ' '"),
             ("..", 1, "cannot be"),
-            (&"x".repeat(300), 1, "300 characters"),
+            (&"x".repeat(300), 1, "303 characters"),
             ("orders", 0, "0 partitions"),
             ("", 1, "is empty"),
         ] {
-            let message = check_topic(bad, partitions)
+            let message = check_topic(bad, &format!("s1_{bad}"), partitions)
                 .map(|_| String::new())
                 .unwrap_or_else(|e| e.to_string());
             assert!(message.contains(says), "{bad:?}: {message}");

@@ -1,6 +1,7 @@
 //! Slices of a shared Redis: a logical database per test, leased, flushed on release.
 
 use std::{
+    collections::BTreeMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -11,38 +12,44 @@ use tokio::sync::Semaphore;
 use super::RedisServer;
 use crate::{
     error::{Error, Result},
-    service::Lease,
+    service::{Lease, SliceId},
 };
 
-/// How long a test waits for a free logical database before it is an error.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a test waits for a free logical database before it is an error, unless
+/// `Redis::lease_timeout` says otherwise.
+pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The free logical databases of one server.
+/// The free logical databases of one server, and which slice holds each leased one (named
+/// when a test waits in vain).
 pub struct DatabaseLeases {
     server: RedisServer,
     free: Mutex<Vec<u32>>,
+    held: Mutex<BTreeMap<u32, SliceId>>,
     available: Semaphore,
     count: u32,
     /// Adopted from a keeper that died: a database it was flushing as it died may hold keys,
     /// so each is flushed before it is handed out.
     flush_first: bool,
+    bound: Duration,
 }
 
 impl DatabaseLeases {
-    pub(crate) fn new(server: RedisServer, count: u32) -> Arc<Self> {
+    pub(crate) fn new(server: RedisServer, count: u32, bound: Duration) -> Arc<Self> {
         Arc::new(DatabaseLeases {
             server,
             // Handed out lowest first: pop() takes from the end.
             free: Mutex::new((0..count).rev().collect()),
+            held: Mutex::new(BTreeMap::new()),
             available: Semaphore::new(count as usize),
             count,
             flush_first: false,
+            bound,
         })
     }
 
     /// The databases of a server a keeper that died handed out: see `flush_first`.
-    pub(crate) fn adopted(server: RedisServer, count: u32) -> Arc<Self> {
-        let mut leases = Self::new(server, count);
+    pub(crate) fn adopted(server: RedisServer, count: u32, bound: Duration) -> Arc<Self> {
+        let mut leases = Self::new(server, count, bound);
         if let Some(leases) = Arc::get_mut(&mut leases) {
             leases.flush_first = true;
         }
@@ -67,16 +74,31 @@ impl DatabaseLeases {
 
     /// An empty logical database of the caller's own, flushed and given back when the lease
     /// is dropped.
-    pub(crate) async fn acquire(self: &Arc<Self>) -> Result<Lease<u32>> {
-        let exhausted = || Error::Timeout {
+    pub(crate) async fn acquire(self: &Arc<Self>, slice: SliceId) -> Result<Lease<u32>> {
+        let exhausted = || Error::Exhausted {
             what: format!(
-                "a free Redis database (all {} are leased to running tests; raise \
-                 Redis::databases(..))",
+                "a free Redis database (all {} are leased to running tests)",
                 self.count
             ),
-            bound: ACQUIRE_TIMEOUT,
+            bound: self.bound,
+            holders: {
+                let held = lock(&self.held);
+                if held.is_empty() {
+                    "no slice (the environment is shutting down)".into()
+                } else {
+                    held.iter()
+                        .map(|(db, slice)| format!("slice {} (database {db})", slice.number()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            },
+            fix: format!(
+                "raise Redis::databases(..) ({} now) to the number of tests that run at once, \
+                 run fewer at once (nextest -j), or raise Redis::lease_timeout(..) ({:?} now)",
+                self.count, self.bound
+            ),
         };
-        let permit = tokio::time::timeout(ACQUIRE_TIMEOUT, self.available.acquire())
+        let permit = tokio::time::timeout(self.bound, self.available.acquire())
             .await
             .map_err(|_| exhausted())?
             // Closed only when the environment shuts down, which ends every wait as this one.
@@ -92,6 +114,7 @@ impl DatabaseLeases {
                 return Err(e);
             }
         }
+        lock(&self.held).insert(db, slice);
         // Empty already: every database starts empty and is flushed before it is given back.
         Ok(Lease::new(
             db,
@@ -103,6 +126,7 @@ impl DatabaseLeases {
     }
 
     fn give_back(&self, db: u32) {
+        lock(&self.held).remove(&db);
         self.lock_free().push(db);
         self.available.add_permits(1);
     }
@@ -120,10 +144,15 @@ impl DatabaseLeases {
     }
 
     fn lock_free(&self) -> std::sync::MutexGuard<'_, Vec<u32>> {
-        self.free
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.free)
     }
+}
+
+/// A poisoned lock still guards a plain list: consistent, so keep using it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A leased database: flushed and returned to the free list, in the background, when dropped.

@@ -39,6 +39,9 @@ const SHARED_DATABASES: u32 = 256;
 pub struct Redis {
     common: Common,
     databases: Option<u32>,
+    /// How long a test of a shared environment waits for a free database (`None`: 60 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lease_timeout: Option<Duration>,
 }
 
 impl Redis {
@@ -46,6 +49,15 @@ impl Redis {
     /// environment's 256, one per concurrently running test).
     pub fn databases(mut self, count: u32) -> Self {
         self.databases = Some(count);
+        self
+    }
+
+    /// How long a test of a shared environment waits for a free logical database when every
+    /// one is leased to a running test (60 s): long enough for a test to end and give one
+    /// back, short enough that too small a [`databases`](Self::databases) is reported, naming
+    /// the slices that hold them, rather than hanging the run.
+    pub fn lease_timeout(mut self, bound: Duration) -> Self {
+        self.lease_timeout = Some(bound);
         self
     }
 
@@ -91,6 +103,16 @@ impl Service for Redis {
             .collect();
         cmd.push(crate::secret::generate());
         if let Some(count) = self.database_count(context.sharing()) {
+            // Redis refuses to start with none, and says so only in its log.
+            if count == 0 {
+                return Err(Error::Spec {
+                    service: self.name().to_string(),
+                    problem: "databases(0): Redis needs at least one logical database".into(),
+                    fix: "give databases(n) with n ≥ 1 (a shared environment needs one per \
+                          concurrently running test), or leave it out"
+                        .into(),
+                });
+            }
             cmd.extend(["--databases".to_string(), count.to_string()]);
         }
         Ok(ContainerPlan::new(image).cmd(cmd).port(PORT).tmpfs("/data"))
@@ -135,6 +157,7 @@ impl Service for Redis {
             Sharing::Shared => Some(DatabaseLeases::new(
                 server.clone(),
                 self.database_count(sharing).unwrap_or(16),
+                self.lease_timeout.unwrap_or(databases::ACQUIRE_TIMEOUT),
             )),
         })
     }
@@ -147,6 +170,7 @@ impl Service for Redis {
         Ok(Some(Some(DatabaseLeases::adopted(
             server.clone(),
             self.database_count(Sharing::Shared).unwrap_or(16),
+            self.lease_timeout.unwrap_or(databases::ACQUIRE_TIMEOUT),
         ))))
     }
 
@@ -154,10 +178,10 @@ impl Service for Redis {
         slicer.as_ref().as_ref()?.reclaim(*db)
     }
 
-    async fn cut(slicer: &Arc<Self::Slicer>, _: SliceId) -> Result<Lease<u32>> {
+    async fn cut(slicer: &Arc<Self::Slicer>, slice: SliceId) -> Result<Lease<u32>> {
         match &**slicer {
             None => Ok(Lease::unguarded(0)),
-            Some(leases) => leases.acquire().await,
+            Some(leases) => leases.acquire(slice).await,
         }
     }
 

@@ -164,6 +164,7 @@ pub(super) async fn adopt(keeper: &Arc<Keeper>) -> Result<Option<(Resources, u64
         network: record.network,
         services,
         slices: std::sync::atomic::AtomicU64::new(generation << 32),
+        holders: Default::default(),
     };
     Ok(Some((resources, generation)))
 }

@@ -88,10 +88,10 @@ pub(super) async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
             let Some(resources) = ready(&keeper, &mut write).await else {
                 return;
             };
-            let (grant, leases, _) = match cut(&resources).await {
+            let (grant, leases, _) = match cut(&resources, pid).await {
                 Ok(cut) => cut,
                 Err(e) => {
-                    let _ = reply(&mut write, &Response::Failed(e.to_string())).await;
+                    let _ = reply(&mut write, &refusal(&resources, &e)).await;
                     return;
                 }
             };
@@ -106,10 +106,10 @@ pub(super) async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
                 return;
             };
             // On an error, the leases cut so far are dropped here and give themselves back.
-            let (grant, leases, number) = match cut(&resources).await {
+            let (grant, leases, number) = match cut(&resources, pid).await {
                 Ok(cut) => cut,
                 Err(e) => {
-                    let _ = reply(&mut write, &Response::Failed(e.to_string())).await;
+                    let _ = reply(&mut write, &refusal(&resources, &e)).await;
                     return;
                 }
             };
@@ -117,6 +117,7 @@ pub(super) async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
             // over should this keeper die while the test holds it; removed when it ends.
             let record = keeper.dir.leases_dir().join(format!("{number}.json"));
             let _record = LeaseFile::write(&record, pid, &grant);
+            let _holder = Holder(Arc::clone(&resources), grant.slice);
             if reply(&mut write, &Response::Slice(Box::new(grant)))
                 .await
                 .is_ok()
@@ -210,8 +211,40 @@ async fn ready(
     }
 }
 
-/// Cuts one slice: a lease of every service, and what the test needs to reach each.
-async fn cut(resources: &Resources) -> Result<(SliceGrant, Vec<Box<dyn Send + Sync>>, u64)> {
+/// A slice that could not be cut: the environment runs, this test gets no part of it. Says
+/// which process holds each slice, for a lease that ran out.
+fn refusal(resources: &Resources, error: &crate::Error) -> Response {
+    let holders = lock(&resources.holders)
+        .iter()
+        .map(|(slice, pid)| format!("slice {slice} by pid {pid}"))
+        .collect::<Vec<_>>();
+    Response::Refused(if holders.is_empty() {
+        error.to_string()
+    } else {
+        format!("{error}\n  slices held now: {}", holders.join(", "))
+    })
+}
+
+/// Forgets a slice's holder when its lease ends.
+struct Holder(Arc<Resources>, u64);
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        lock(&self.0.holders).remove(&self.1);
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A map of numbers: a panic elsewhere leaves it consistent.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Cuts one slice for process `pid`: a lease of every service, and what the test needs to
+/// reach each.
+async fn cut(
+    resources: &Resources,
+    pid: u32,
+) -> Result<(SliceGrant, Vec<Box<dyn Send + Sync>>, u64)> {
     let slice = SliceId(resources.slices.fetch_add(1, Ordering::Relaxed));
     let mut granted = Vec::new();
     let mut leases = Vec::new();
@@ -225,7 +258,9 @@ async fn cut(resources: &Resources) -> Result<(SliceGrant, Vec<Box<dyn Send + Sy
             container: started.container().id,
         });
     }
+    lock(&resources.holders).insert(slice.number(), pid);
     let grant = SliceGrant {
+        slice: slice.number(),
         instance: resources.instance.clone(),
         network: resources.network.clone(),
         services: granted,

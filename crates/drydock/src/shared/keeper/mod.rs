@@ -33,8 +33,8 @@ fn keeper_entry() {
         std::process::exit(run(PathBuf::from(dir)));
     }
     eprintln!(
-        "drydock: ignoring {KEEPER_ENV}={} (this process was not spawned as a keeper); \
-         unset it in your shell",
+        "drydock: ignoring {KEEPER_ENV}={} (this process was not spawned as a keeper)\n  \
+         to fix: unset it in your shell",
         dir.to_string_lossy()
     );
 }

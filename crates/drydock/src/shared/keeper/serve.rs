@@ -50,6 +50,9 @@ pub(super) struct Resources {
     pub services: Vec<(String, Arc<dyn Started>)>,
     /// Numbers slices.
     pub slices: AtomicU64,
+    /// The process holding each slice now, by slice number: named when a slice cannot be cut
+    /// because the others hold every piece.
+    pub holders: std::sync::Mutex<std::collections::BTreeMap<u64, u32>>,
 }
 
 pub(super) struct Keeper {
@@ -412,6 +415,7 @@ async fn start(keeper: Arc<Keeper>, env_out: tokio::sync::oneshot::Sender<Holdin
             network: env.network().to_string(),
             services: env.running().to_vec(),
             slices: AtomicU64::new(0),
+            holders: Default::default(),
         };
         // Whatever happens next, the environment is torn down by `serve`.
         let _ = env_out.send(Holding::Started(env));
