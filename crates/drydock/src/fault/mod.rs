@@ -3,7 +3,11 @@
 //! Every endpoint a test gets from an [`Env`](crate::Env) or a [`Slice`](crate::Slice) goes
 //! through a [`FaultProxy`] of that environment or slice, running in the test's own process. A
 //! test faults *its* dependencies — the rest of the suite runs on the same shared servers
-//! untouched — and a test that adds no fault only pays a loopback hop.
+//! untouched — and a test that adds no fault pays next to nothing: with no toxic, bytes move
+//! inside the kernel (`splice(2)`); a link whose server answers quickly is watched for the
+//! answer instead of sleeping until it comes; and where the engine's bridge is on this machine,
+//! a proxy connects to the container's own address, so it stands in for the published port's
+//! proxy (`docker-proxy`) rather than adding a hop in front of it.
 //!
 //! Toxics are Toxiproxy's: `latency` (+ `jitter`), `bandwidth`, `slow_close`, `timeout`,
 //! `reset_peer`, `slicer`, `limit_data`, each `upstream` or `downstream`, with a `toxicity`
