@@ -314,3 +314,32 @@ async fn a_container_on_the_network_reaches_redis_through_the_slices_proxy() -> 
     assert!(before >= 1, "the first call went through the proxy");
     Ok(())
 }
+
+/// On this machine the engine's bridge is local: a proxy, an owned environment's or a shared
+/// slice's (from the keeper's shortcuts), connects to the container itself, not through the
+/// published port, and what it forwards arrives.
+#[tokio::test]
+async fn proxies_reach_containers_at_their_bridge_address() -> TestResult {
+    let owned = Env::builder().with_redis(Redis::default()).start().await?;
+    let slice = shared().attach().await?;
+    for (what, proxy, redis) in [
+        ("owned", owned.fault("redis")?, owned.redis()?),
+        ("slice", slice.fault("redis")?, slice.redis()?),
+    ] {
+        let (upstream, connects_to) = (proxy.upstream(), proxy.connects_to());
+        assert!(upstream.starts_with("127.0.0.1:"), "{what}: {upstream}");
+        assert!(
+            !connects_to.starts_with("127.") && connects_to.ends_with(":6379"),
+            "{what}: connects to {connects_to}, upstream {upstream}"
+        );
+        let mut connection = redis.connection_manager().await?;
+        let pong: String = redis::cmd("PING").query_async(&mut connection).await?;
+        assert_eq!(pong, "PONG", "{what}");
+        assert!(
+            proxy.traffic().bytes_downstream > 0,
+            "{what}: through the proxy"
+        );
+    }
+    owned.teardown().await?;
+    Ok(())
+}

@@ -150,6 +150,14 @@ impl FaultProxy {
         lock(&self.inner.upstream).clone()
     }
 
+    /// Where new connections go now: the container's own address on its bridge when the proxy
+    /// can skip the published port's proxy (see the [module](super) docs), else
+    /// [`upstream`](Self::upstream).
+    pub fn connects_to(&self) -> String {
+        let upstream = self.upstream();
+        super::shortcut::lookup(&upstream).map_or(upstream, |address| address.to_string())
+    }
+
     /// Forwards new connections to `upstream` from now on (a restarted container's new port).
     pub fn set_upstream(&self, upstream: impl Into<String>) {
         *lock(&self.inner.upstream) = upstream.into();

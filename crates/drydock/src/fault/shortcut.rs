@@ -97,4 +97,40 @@ mod tests {
         forget("127.0.0.1:40002");
         assert_eq!(lookup("127.0.0.1:40002"), None);
     }
+
+    /// A listener that greets every connection with `greeting`.
+    fn greeter(greeting: &'static [u8]) -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let address = listener.local_addr().expect("its address");
+        std::thread::spawn(move || {
+            for mut socket in listener.incoming().flatten() {
+                let _ = std::io::Write::write_all(&mut socket, greeting);
+            }
+        });
+        address
+    }
+
+    fn greeting_through(proxy: &crate::fault::FaultProxy) -> Vec<u8> {
+        let mut socket = std::net::TcpStream::connect(proxy.listen_addr()).expect("the proxy");
+        let mut greeting = [0u8; 9];
+        std::io::Read::read_exact(&mut socket, &mut greeting).expect("a greeting");
+        greeting.to_vec()
+    }
+
+    #[test]
+    fn a_link_takes_the_shortcut_and_falls_back_when_it_fails() {
+        let published = greeter(b"published").to_string();
+        let bridge = greeter(b"bridge!!!");
+        let proxy = crate::fault::FaultProxy::start("shortcut", published.clone()).expect("proxy");
+        learn("shortcut-fallback-test", [(published.clone(), bridge)]);
+        assert_eq!(greeting_through(&proxy), b"bridge!!!");
+
+        // A container gone from its address: the link connects to the published port.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        learn("shortcut-fallback-test", [(published.clone(), closed)]);
+        assert_eq!(greeting_through(&proxy), b"published");
+        assert_eq!(lookup(&published), None, "a failed shortcut is forgotten");
+    }
 }
