@@ -1,7 +1,7 @@
 //! `drydock ls` and `drydock prune`: the environments drydock's labels say exist.
 //!
-//! Both look only at resources carrying `drydock.run` (containers, and networks a killed start
-//! left without one); `prune` removes an instance only when the process that owns it (its
+//! Both look only at resources carrying `drydock.run` (containers, and networks and volumes a
+//! killed start left without one); `prune` removes an instance only when the process that owns it (its
 //! `drydock.owner` label, told apart from a later process with the same pid by
 //! `drydock.owner-started`) is gone from this machine. An instance of another machine
 //! (`drydock.host`; an engine shared by several) is left alone: its liveness cannot be judged here.
@@ -15,7 +15,9 @@ use std::{
 use anyhow::Result;
 use drydock::{
     docker::{
-        bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder},
+        bollard::query_parameters::{
+            ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+        },
         remove_labelled, Engine,
     },
     identity::{
@@ -101,8 +103,20 @@ async fn instances(engine: &Engine) -> Result<BTreeMap<String, Instance>> {
             ListNetworksOptionsBuilder::new().filters(&filters).build(),
         ))
         .await?;
-    for network in networks {
-        let labels = network.labels.unwrap_or_default();
+    // So is a volume left without either.
+    let volumes = engine
+        .docker()
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::new().filters(&filters).build(),
+        ))
+        .await?
+        .volumes
+        .unwrap_or_default();
+    let labels = networks
+        .into_iter()
+        .map(|n| n.labels.unwrap_or_default())
+        .chain(volumes.into_iter().map(|v| v.labels));
+    for labels in labels {
         let Some(instance) = labels.get(LABEL_INSTANCE) else {
             continue;
         };

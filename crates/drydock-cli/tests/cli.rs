@@ -150,7 +150,7 @@ async fn leftover(
 
 /// `prune` judges liveness only where it can: another machine's environment on a shared
 /// engine is left alone whatever its pid; a pid now taken by another process (a reused pid) is
-/// not the owner; a network left without any container is seen and removed. (Called by the
+/// not the owner; a network or a volume left without any container is seen and removed. (Called by the
 /// test above: one test at a time runs `prune`, which sees every test's leftovers.)
 async fn prune_leaves_other_machines_alone_and_sees_reused_pids_and_bare_networks() -> TestResult {
     use drydock::identity::{
@@ -174,6 +174,7 @@ async fn prune_leaves_other_machines_alone_and_sees_reused_pids_and_bare_network
     let elsewhere = format!("{}-elsewhere", uuid::Uuid::new_v4().simple());
     let reused = format!("{}-reused", uuid::Uuid::new_v4().simple());
     let bare = format!("{}-bare", uuid::Uuid::new_v4().simple());
+    let volume = format!("{}-volume", uuid::Uuid::new_v4().simple());
     // Another machine's, with a pid that is dead here: not ours to judge.
     leftover(
         &engine,
@@ -199,6 +200,16 @@ async fn prune_leaves_other_machines_alone_and_sees_reused_pids_and_bare_network
     )
     .await?;
 
+    // A volume alone, of a dead owner of this machine.
+    engine
+        .docker()
+        .create_volume(drydock::docker::bollard::models::VolumeCreateRequest {
+            name: Some(volume.clone()),
+            labels: Some(labels(&volume, &host_id(), 999_999, None)),
+            ..Default::default()
+        })
+        .await?;
+
     let prune = drydock(&["prune"])?;
     let report = String::from_utf8_lossy(&prune.stdout).into_owned();
     assert!(prune.status.success(), "{report}");
@@ -216,6 +227,10 @@ async fn prune_leaves_other_machines_alone_and_sees_reused_pids_and_bare_network
     assert!(
         labelled(&left(&bare)).await?.is_empty(),
         "a network alone was not seen: {report}"
+    );
+    assert!(
+        labelled(&left(&volume)).await?.is_empty(),
+        "a volume alone was not seen: {report}"
     );
     drydock::docker::remove_labelled(&engine, &[left(&elsewhere)]).await?;
     Ok(())
