@@ -827,6 +827,66 @@ async fn a_restarted_shared_postgres_serves_later_tests() -> TestResult {
     Ok(())
 }
 
+/// The container of a shared service removed under a run (`docker rm -f`, or someone's prune):
+/// the keeper notices, and the next attach fails within seconds with an error naming the
+/// service and what happened to it, instead of a pool timeout naming a dead port.
+#[tokio::test]
+async fn a_removed_shared_container_is_named_to_the_next_attach() -> TestResult {
+    let spec = Env::builder()
+        .with_postgres(
+            Postgres::default().setting("application_name", uuid::Uuid::new_v4().to_string()),
+        )
+        .grace_period(GRACE);
+    let before = spec.clone().attach().await?;
+    let engine = drydock::docker::Engine::connect().await?;
+    let filters = std::collections::HashMap::from([(
+        "label",
+        vec![
+            format!("drydock.instance={}", before.instance_id()),
+            "drydock.service=postgres".to_string(),
+        ],
+    )]);
+    let containers = engine
+        .docker()
+        .list_containers(Some(
+            drydock::docker::bollard::query_parameters::ListContainersOptionsBuilder::new()
+                .filters(&filters)
+                .build(),
+        ))
+        .await?;
+    let id = containers
+        .first()
+        .and_then(|c| c.id.clone())
+        .ok_or("no postgres container")?;
+    engine
+        .docker()
+        .remove_container(
+            &id,
+            Some(
+                drydock::docker::bollard::query_parameters::RemoveContainerOptionsBuilder::new()
+                    .force(true)
+                    .build(),
+            ),
+        )
+        .await?;
+    let removed = Instant::now();
+    let error = match spec.clone().attach().await {
+        Ok(_) => return Err("a slice of an environment whose server was removed".into()),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        removed.elapsed() < Duration::from_secs(15),
+        "told after {:?}",
+        removed.elapsed()
+    );
+    assert!(
+        error.contains("postgres") && error.contains("was removed") && error.contains("To fix"),
+        "{error}"
+    );
+    drop(before);
+    Ok(())
+}
+
 /// A keeper that accepts and never answers (here stopped with SIGSTOP) costs an attaching
 /// test a status round trip, not the whole slice bound: it is named by pid, killed (it is
 /// this user's keeper of this environment), and replaced by one that adopts its environment,
