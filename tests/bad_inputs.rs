@@ -298,13 +298,13 @@ fn cases() -> Vec<Case> {
                 start(
                     Env::builder().with_redis(
                         Redis::default()
-                            .image("drydock.local/postgres:15")
+                            .image("drydock.local/postgres:17")
                             .ready_timeout(Duration::from_secs(5)),
                     ),
                 )
             },
             &[
-                "the redis container (`drydock.local/postgres:15`) exited",
+                "the redis container (`drydock.local/postgres:17`) exited",
                 "container's log",
             ],
         ),

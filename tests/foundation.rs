@@ -494,3 +494,57 @@ async fn redis_refuses_clients_without_the_generated_password() -> TestResult {
     assert_eq!(pong, "PONG");
     Ok(())
 }
+
+/// The generated password's SCRAM hash has few rounds (logins cost a debug-built client
+/// microseconds, not the 4096 rounds' ≈ 24 ms), and authentication is as strict as before: a
+/// wrong password is refused. The stand-in is PostgreSQL 17, as the default image.
+#[tokio::test]
+async fn postgres_logins_are_cheap_and_still_refuse_a_wrong_password() -> TestResult {
+    use sqlx::{ConnectOptions, Connection};
+    let env = Env::builder()
+        .with_postgres(Postgres::default())
+        .start()
+        .await?;
+    let server = env.postgres()?.server();
+    let mut conn = env.postgres()?.connect_options().connect().await?;
+    let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+        .fetch_one(&mut conn)
+        .await?;
+    assert!(version >= 170_000, "the stand-in runs PostgreSQL {version}");
+    let hash: String =
+        sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = current_user")
+            .fetch_one(&mut conn)
+            .await?;
+    assert!(
+        hash.starts_with("SCRAM-SHA-256$16:"),
+        "the hash has the default rounds: {}",
+        hash.split(':').next().unwrap_or_default()
+    );
+    conn.close().await?;
+
+    let mut logins = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let conn = env.postgres()?.connect_options().connect().await?;
+        logins.push(started.elapsed());
+        conn.close().await?;
+    }
+    logins.sort();
+    println!(
+        "login p50 {:?} (debug build, through the proxy)",
+        logins[10]
+    );
+
+    let wrong = env
+        .postgres()?
+        .connect_options()
+        .password(&format!("{}x", server.password()))
+        .connect()
+        .await;
+    let error = wrong
+        .expect_err("a wrong password was accepted")
+        .to_string();
+    assert!(error.contains("password authentication failed"), "{error}");
+    env.teardown().await?;
+    Ok(())
+}

@@ -62,7 +62,7 @@ pub enum Error {
     #[error(
         "invalid image reference {value:?} (from {origin}): {reason}\n  \
          to fix: write it as [registry/]repository[:tag] in {origin}, e.g. `postgres:17-alpine` \
-         or `drydock.local/postgres:15`"
+         or `drydock.local/postgres:17`"
     )]
     InvalidImage {
         /// The text that was given.

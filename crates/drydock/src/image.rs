@@ -3,7 +3,7 @@
 //! Users write code against official images (`postgres:17-alpine`); an air-gapped CI or a mirror
 //! substitutes others without touching that code. The order, strongest first:
 //!
-//! 1. `DRYDOCK_IMAGE_<SERVICE>` (e.g. `DRYDOCK_IMAGE_POSTGRES=drydock.local/postgres:15`): CI's word
+//! 1. `DRYDOCK_IMAGE_<SERVICE>` (e.g. `DRYDOCK_IMAGE_POSTGRES=drydock.local/postgres:17`): CI's word
 //!    beats the code's, so one variable retargets a whole suite;
 //! 2. the image set in code (`Postgres::default().image("postgres:16")`);
 //! 3. the service's official default.
@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 /// assert_eq!(image.tag(), "17-alpine");
 /// assert_eq!(image.to_string(), "postgres:17-alpine");
 ///
-/// let local: ImageRef = "drydock.local/postgres:15".parse()?;
+/// let local: ImageRef = "drydock.local/postgres:17".parse()?;
 /// assert!(local.has_registry());
 /// # Ok::<(), drydock::Error>(())
 /// ```
@@ -214,9 +214,9 @@ mod tests {
 
     #[test]
     fn env_override_beats_code_and_default() -> Result<()> {
-        let env = env_of(&[("DRYDOCK_IMAGE_POSTGRES", "drydock.local/postgres:15")]);
+        let env = env_of(&[("DRYDOCK_IMAGE_POSTGRES", "drydock.local/postgres:17")]);
         let image = resolve_with("postgres", "postgres:17-alpine", Some("postgres:16"), env)?;
-        assert_eq!(image.to_string(), "drydock.local/postgres:15");
+        assert_eq!(image.to_string(), "drydock.local/postgres:17");
         Ok(())
     }
 

@@ -10,16 +10,14 @@ use anyhow::{bail, Context, Result};
 
 use super::context;
 
-/// The Debian release of the base, and so of every package the images install.
-pub(super) const SUITE: &str = "bookworm";
 /// Where `debootstrap` downloads from, unless `$DRYDOCK_DEBIAN_MIRROR` says otherwise.
 const MIRROR: &str = "http://deb.debian.org/debian";
 /// `ADD` of a tar keeps owners and modes, which `COPY` of a folder would not.
 pub(super) const DOCKERFILE: &str = "FROM scratch\nADD rootfs.tar /\nCMD [\"bash\"]\n";
 
-/// A minimal Debian made by `debootstrap`, packed as a build context whose Dockerfile adds it to
-/// an empty image.
-pub(super) fn context() -> Result<Vec<u8>> {
+/// A minimal Debian `suite` (`bookworm`, `trixie`) made by `debootstrap`, packed as a build
+/// context whose Dockerfile adds it to an empty image.
+pub(super) fn context(suite: &str) -> Result<Vec<u8>> {
     if Command::new("debootstrap")
         .arg("--version")
         .output()
@@ -46,7 +44,7 @@ pub(super) fn context() -> Result<Vec<u8>> {
     let log = work.path().join("debootstrap.log");
     let err = work.path().join("debootstrap.err");
     let status = Command::new("debootstrap")
-        .args(["--variant=minbase", SUITE])
+        .args(["--variant=minbase", suite])
         .arg(&rootfs)
         .arg(&mirror)
         .stdout(std::fs::File::create(&log)?)
@@ -56,7 +54,7 @@ pub(super) fn context() -> Result<Vec<u8>> {
     if !status.success() {
         // debootstrap reports its errors (`E: …`) on stdout, among its progress.
         let tail = [&log, &err].map(|file| last_lines(file, 20)).concat();
-        bail!("debootstrap {SUITE} from {mirror} failed ({status}):\n{tail}\n  to fix: check that the mirror is reachable, or set DRYDOCK_DEBIAN_MIRROR");
+        bail!("debootstrap {suite} from {mirror} failed ({status}):\n{tail}\n  to fix: check that the mirror is reachable, or set DRYDOCK_DEBIAN_MIRROR");
     }
     for cache in ["var/cache/apt/archives", "var/lib/apt/lists"] {
         let dir = rootfs.join(cache);

@@ -34,7 +34,7 @@ pub async fn build(force: bool, only: &[String]) -> Result<()> {
         let started = Instant::now();
         println!("{:<32} building…", recipe.tag);
         let context = match &recipe.source {
-            Source::Debootstrap => debootstrap::context()?,
+            Source::Debootstrap { suite } => debootstrap::context(suite)?,
             Source::Dockerfile {
                 files, binaries, ..
             } => context::of_dockerfile(files, binaries)?,

@@ -19,8 +19,8 @@ pub(super) struct File {
 
 /// How an image is made.
 pub(super) enum Source {
-    /// A Debian root file system from `debootstrap`, added to an empty image.
-    Debootstrap,
+    /// A Debian root file system of release `suite` from `debootstrap`, added to an empty image.
+    Debootstrap { suite: &'static str },
     /// A Dockerfile, its files and binaries, built on another image of this list.
     Dockerfile {
         /// The `name` of the recipe this one is built on.
@@ -34,7 +34,7 @@ pub(super) enum Source {
 pub(super) struct Recipe {
     /// The short name users type (`postgres`).
     pub(super) name: &'static str,
-    /// The full tag (`drydock.local/postgres:15`).
+    /// The full tag (`drydock.local/postgres:17`).
     pub(super) tag: &'static str,
     pub(super) source: Source,
 }
@@ -56,13 +56,20 @@ pub(super) const RECIPES: &[Recipe] = &[
     Recipe {
         name: "debian",
         tag: "drydock.local/debian:bookworm",
-        source: Source::Debootstrap,
+        source: Source::Debootstrap { suite: "bookworm" },
+    },
+    // Debian 13 ships PostgreSQL 17, the major version of drydock's default image
+    // (`postgres:17-alpine`): what is tested here is what users run.
+    Recipe {
+        name: "debian-trixie",
+        tag: "drydock.local/debian:trixie",
+        source: Source::Debootstrap { suite: "trixie" },
     },
     Recipe {
         name: "postgres",
-        tag: "drydock.local/postgres:15",
+        tag: "drydock.local/postgres:17",
         source: Source::Dockerfile {
-            base: "debian",
+            base: "debian-trixie",
             files: &[
                 recipe_file!("postgres", "Dockerfile", 0o644),
                 recipe_file!("postgres", "docker-entrypoint.sh", 0o755),
@@ -168,7 +175,7 @@ impl Recipe {
     pub(super) fn base(&self) -> Result<Option<&'static Recipe>> {
         match &self.source {
             Source::Dockerfile { base, .. } => recipe(base).map(Some),
-            Source::Debootstrap => Ok(None),
+            Source::Debootstrap { .. } => Ok(None),
         }
     }
 
@@ -177,8 +184,8 @@ impl Recipe {
         let mut hasher = Sha256::new();
         hasher.update(self.tag.as_bytes());
         match &self.source {
-            Source::Debootstrap => {
-                hasher.update(format!("debootstrap minbase {}", debootstrap::SUITE).as_bytes());
+            Source::Debootstrap { suite } => {
+                hasher.update(format!("debootstrap minbase {suite}").as_bytes());
                 hasher.update(debootstrap::DOCKERFILE.as_bytes());
             }
             Source::Dockerfile {
