@@ -766,26 +766,7 @@ async fn a_restarted_shared_postgres_serves_later_tests() -> TestResult {
         .execute(&pool)
         .await?;
     pool.close().await;
-    let engine = drydock::docker::Engine::connect().await?;
-    let filters = std::collections::HashMap::from([(
-        "label",
-        vec![
-            format!("drydock.instance={}", before.instance_id()),
-            "drydock.service=postgres".to_string(),
-        ],
-    )]);
-    let containers = engine
-        .docker()
-        .list_containers(Some(
-            drydock::docker::bollard::query_parameters::ListContainersOptionsBuilder::new()
-                .filters(&filters)
-                .build(),
-        ))
-        .await?;
-    let id = containers
-        .first()
-        .and_then(|c| c.id.clone())
-        .ok_or("no postgres container")?;
+    let (engine, id) = service_container(&before, "postgres").await?;
     engine
         .docker()
         .restart_container(
@@ -827,23 +808,17 @@ async fn a_restarted_shared_postgres_serves_later_tests() -> TestResult {
     Ok(())
 }
 
-/// The container of a shared service removed under a run (`docker rm -f`, or someone's prune):
-/// the keeper notices, and the next attach fails within seconds with an error naming the
-/// service and what happened to it, instead of a pool timeout naming a dead port.
-#[tokio::test]
-async fn a_removed_shared_container_is_named_to_the_next_attach() -> TestResult {
-    let spec = Env::builder()
-        .with_postgres(
-            Postgres::default().setting("application_name", uuid::Uuid::new_v4().to_string()),
-        )
-        .grace_period(GRACE);
-    let before = spec.clone().attach().await?;
+/// The engine, and the id of the container of `service` in the environment `slice` is cut from.
+async fn service_container(
+    slice: &drydock::Slice,
+    service: &str,
+) -> Result<(drydock::docker::Engine, String), Box<dyn std::error::Error + Send + Sync>> {
     let engine = drydock::docker::Engine::connect().await?;
     let filters = std::collections::HashMap::from([(
         "label",
         vec![
-            format!("drydock.instance={}", before.instance_id()),
-            "drydock.service=postgres".to_string(),
+            format!("drydock.instance={}", slice.instance_id()),
+            format!("drydock.service={service}"),
         ],
     )]);
     let containers = engine
@@ -857,7 +832,22 @@ async fn a_removed_shared_container_is_named_to_the_next_attach() -> TestResult 
     let id = containers
         .first()
         .and_then(|c| c.id.clone())
-        .ok_or("no postgres container")?;
+        .ok_or_else(|| format!("no {service} container"))?;
+    Ok((engine, id))
+}
+
+/// The container of a shared service removed under a run (`docker rm -f`, or someone's prune):
+/// the keeper notices, and the next attach fails within seconds with an error naming the
+/// service and what happened to it, instead of a pool timeout naming a dead port.
+#[tokio::test]
+async fn a_removed_shared_container_is_named_to_the_next_attach() -> TestResult {
+    let spec = Env::builder()
+        .with_postgres(
+            Postgres::default().setting("application_name", uuid::Uuid::new_v4().to_string()),
+        )
+        .grace_period(GRACE);
+    let before = spec.clone().attach().await?;
+    let (engine, id) = service_container(&before, "postgres").await?;
     engine
         .docker()
         .remove_container(

@@ -161,19 +161,7 @@ pub(crate) async fn published_ports(
         .await
         .map_err(|e| Error::docker(format!("inspecting the {service} container"), e))?;
     let settings = inspected.network_settings.unwrap_or_default();
-    let ports: HashMap<u16, u16> = settings
-        .ports
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|(key, bindings)| {
-            let port: u16 = key.strip_suffix("/tcp")?.parse().ok()?;
-            let host = bindings
-                .as_ref()?
-                .iter()
-                .find_map(|b| b.host_port.as_ref()?.parse().ok())?;
-            Some((port, host))
-        })
-        .collect();
+    let ports: HashMap<u16, u16> = ports_of(settings.ports).collect();
     // Fault proxies of this process (and of the slices it grants) may skip the published
     // port's own proxy when the container's bridge is on this machine.
     let bridge = settings
@@ -200,6 +188,22 @@ pub(crate) async fn published_ports(
         _ => crate::fault::shortcut::learn(id, []),
     }
     Ok(ports)
+}
+
+/// Each published TCP port of an inspected container and its host port.
+pub(crate) fn ports_of(
+    published: Option<HashMap<String, Option<Vec<testcontainers::bollard::models::PortBinding>>>>,
+) -> impl Iterator<Item = (u16, u16)> {
+    published
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(key, bindings)| {
+            let port: u16 = key.strip_suffix("/tcp")?.parse().ok()?;
+            let host = bindings?
+                .iter()
+                .find_map(|b| b.host_port.as_ref()?.parse().ok())?;
+            Some((port, host))
+        })
 }
 
 /// Makes sure the image is on this machine, pulling it (bounded, with the registry's

@@ -15,7 +15,7 @@ pub(crate) use auth::credentials_for;
 pub(crate) use cleanup::remove_labelled_blocking;
 pub use cleanup::{remove_labelled, Removed};
 pub(crate) use container::{
-    exec, exit_code, health, log_tail, log_tail_since, network_gateway, published_ports,
+    exec, exit_code, health, log_tail, log_tail_since, network_gateway, ports_of, published_ports,
     remove_container, reserve_port, start,
 };
 pub use engine::Engine;

@@ -68,20 +68,8 @@ async fn look(container: &crate::service::StartedContainer) -> Seen {
             state.exit_code.unwrap_or_default()
         ));
     }
-    let mut ports: Vec<(u16, u16)> = inspected
-        .network_settings
-        .and_then(|n| n.ports)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|(key, bindings)| {
-            let port: u16 = key.strip_suffix("/tcp")?.parse().ok()?;
-            let host = bindings
-                .as_ref()?
-                .iter()
-                .find_map(|b| b.host_port.as_ref()?.parse().ok())?;
-            Some((port, host))
-        })
-        .collect();
+    let mut ports: Vec<(u16, u16)> =
+        crate::docker::ports_of(inspected.network_settings.and_then(|n| n.ports)).collect();
     ports.sort_unstable();
     Seen::Running {
         started_at: state.started_at.unwrap_or_default(),
