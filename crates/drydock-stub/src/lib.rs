@@ -48,6 +48,7 @@
 //! ```
 
 mod error;
+mod guard;
 mod handle;
 mod invalid;
 mod journal;
@@ -64,6 +65,7 @@ mod tls;
 mod verify;
 
 pub use error::StubError;
+pub use guard::{AdminCredentials, ADMIN_USER};
 pub use handle::{StubServer, StubServerBuilder};
 pub use invalid::InvalidStub;
 pub use journal::{JournalStats, ServeEvent, DEFAULT_JOURNAL_LIMIT};
