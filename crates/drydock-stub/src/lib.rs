@@ -19,6 +19,10 @@
 //!   WireMock itself; the subset and the deliberate differences are in [`mappings`].
 //! - **Record and replay** with secret scrubbing ([`Recording`], [`OnMiss`]).
 //! - **Namespaces**: `/__ns/<name>/…` isolates stubs and journal per test on one server.
+//! - **Closed to others**: the admin API asks for HTTP basic credentials ([`AdminCredentials`],
+//!   WireMock's `--admin-api-basic-auth`; an in-process server makes its own), and proxying and
+//!   recording reach only the upstreams configured
+//!   ([`StubServerBuilder::allowed_upstreams`]). Stubbed endpoints stay open.
 //!
 //! ```
 //! use drydock_stub::{BodyPattern, Response, Stub, StubServer};
