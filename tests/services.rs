@@ -65,6 +65,7 @@ async fn owned_and_sliced_environments_hand_out_the_same_handles_and_variables()
         "KAFKA_BOOTSTRAP_SERVERS",
         "KAFKA_TOPIC_PREFIX",
         "STUB_URL",
+        "STUB_ADMIN_URL",
     ]
     .into_iter()
     .map(String::from)
@@ -73,6 +74,7 @@ async fn owned_and_sliced_environments_hand_out_the_same_handles_and_variables()
     assert_eq!(keys(slice.vars()), expected);
     assert_eq!(slice.vars()["DATABASE_URL"], sliced.0.url());
     assert_eq!(env.vars()["STUB_URL"], owned.3.url());
+    assert_eq!(env.vars()["STUB_ADMIN_URL"], owned.3.admin_url());
 
     // A slice knows its network too, as an environment does.
     assert!(slice.network().starts_with("drydock-"));
@@ -93,6 +95,15 @@ async fn owned_and_sliced_environments_hand_out_the_same_handles_and_variables()
     assert!(report.contains("lines of postgres's log"), "{report}");
     assert!(
         !report.contains(sliced.0.password()),
+        "a secret in: {report}"
+    );
+    assert!(
+        report.contains("curl -s http://drydock:<masked>@"),
+        "{report}"
+    );
+    let stub_password = sliced.3.admin_credentials().expect("generated");
+    assert!(
+        !report.contains(stub_password.password()),
         "a secret in: {report}"
     );
     Ok(())

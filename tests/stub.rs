@@ -269,3 +269,80 @@ async fn an_https_stub_answers_a_client_that_trusts_only_its_ca() -> Result {
     assert!(ran.output.contains("over tls"), "{}", ran.output);
     Ok(())
 }
+
+/// The container forwards (proxy stubs, pass-through, recording) only to upstreams the test
+/// configured: those of `allow_upstream`, and those its handle adds; anything else is refused
+/// with 403 naming the upstream and the setting, also to a caller holding the credentials.
+#[tokio::test]
+async fn the_stub_container_forwards_only_to_upstreams_the_test_configured() -> Result {
+    let env = Env::builder()
+        .with_stub(HttpStub::default().allow_upstream("http://payments.invalid:8080"))
+        .start()
+        .await?;
+    let endpoint = env.stub()?;
+    let c = client();
+    let admin = format!("{}/__admin", endpoint.admin_url());
+    let listed: Value = c
+        .get(format!("{admin}/upstreams"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        listed,
+        json!({"upstreams": ["http://payments.invalid:8080"]})
+    );
+
+    let start = |target: &str| {
+        c.post(format!("{admin}/recordings/start"))
+            .body(json!({ "targetBaseUrl": target }).to_string())
+            .send()
+    };
+    assert_eq!(start("http://payments.invalid:8080").await?.status(), 200);
+    let refused = start("http://169.254.169.254").await?;
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await?;
+    let detail = body["errors"][0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("upstream http://169.254.169.254 is not one"),
+        "{detail}"
+    );
+    assert!(detail.contains("allow_upstream"), "{detail}");
+
+    // The test's handle adds what it configures, through the authenticated admin API.
+    let stubs = endpoint.connect().await?.verify_on_drop(false);
+    stubs
+        .mount(Stub::get("/rates").respond(Response::proxy_to("http://rates.invalid")))
+        .await?;
+    let listed: Value = c
+        .get(format!("{admin}/upstreams"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        listed,
+        json!({"upstreams": ["http://payments.invalid:8080", "http://rates.invalid"]})
+    );
+    // Without the credentials, nothing of that.
+    let status = c
+        .get(format!("{}/__admin/upstreams", endpoint.url()))
+        .send()
+        .await?
+        .status();
+    assert_eq!(status, 401);
+
+    // An upstream that is no URL is refused before anything starts.
+    let error = Env::builder()
+        .with_stub(HttpStub::default().allow_upstream("payments:8080"))
+        .start()
+        .await
+        .expect_err("not an http(s) URL");
+    let message = error.to_string();
+    assert!(
+        message.contains("allow_upstream(\"payments:8080\")"),
+        "{message}"
+    );
+    assert!(message.contains("to fix"), "{message}");
+    Ok(())
+}

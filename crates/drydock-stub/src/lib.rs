@@ -19,6 +19,10 @@
 //!   WireMock itself; the subset and the deliberate differences are in [`mappings`].
 //! - **Record and replay** with secret scrubbing ([`Recording`], [`OnMiss`]).
 //! - **Namespaces**: `/__ns/<name>/…` isolates stubs and journal per test on one server.
+//! - **Closed to others**: the admin API asks for HTTP basic credentials ([`AdminCredentials`],
+//!   WireMock's `--admin-api-basic-auth`; an in-process server makes its own), and proxying and
+//!   recording reach only the upstreams configured
+//!   ([`StubServerBuilder::allowed_upstreams`]). Stubbed endpoints stay open.
 //!
 //! ```
 //! use drydock_stub::{BodyPattern, Response, Stub, StubServer};
@@ -48,6 +52,7 @@
 //! ```
 
 mod error;
+mod guard;
 mod handle;
 mod invalid;
 mod journal;
@@ -64,6 +69,7 @@ mod tls;
 mod verify;
 
 pub use error::StubError;
+pub use guard::{AdminCredentials, ADMIN_USER};
 pub use handle::{StubServer, StubServerBuilder};
 pub use invalid::InvalidStub;
 pub use journal::{JournalStats, ServeEvent, DEFAULT_JOURNAL_LIMIT};

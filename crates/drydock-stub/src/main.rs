@@ -2,7 +2,11 @@
 //!
 //! ```text
 //! drydock-stub --bind 0.0.0.0 --port 8080 --mappings /home/stub
+//! drydock-stub --admin-api-basic-auth admin:s3cret --allowed-upstreams http://payments:8080
 //! ```
+//!
+//! Without `--admin-api-basic-auth` the admin API is open and any upstream may be proxied, as
+//! WireMock's are by default; drydock's container gets both options (see `drydock::HttpStub`).
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
@@ -37,6 +41,16 @@ struct Args {
     /// (WireMock's flag of the same name). 0 keeps none.
     #[arg(long, default_value_t = drydock_stub::DEFAULT_JOURNAL_LIMIT, env = "DRYDOCK_STUB_MAX_REQUEST_JOURNAL_ENTRIES")]
     max_request_journal_entries: usize,
+    /// Require HTTP basic credentials, `user:password`, on the admin API (`/__admin/*`), as
+    /// WireMock's flag of the same name. Stubbed endpoints stay open.
+    #[arg(long, env = "DRYDOCK_STUB_ADMIN_API_BASIC_AUTH", value_parser = drydock_stub::AdminCredentials::parse, hide_env_values = true)]
+    admin_api_basic_auth: Option<drydock_stub::AdminCredentials>,
+    /// Proxy stubs, pass-through and recording forward only to these origins
+    /// (`http://host:port`, comma-separated; `none` for none), to the proxies of the --mappings
+    /// files, and to those added with the admin credentials (`POST /__admin/upstreams`).
+    /// Without it, any upstream is reached, as WireMock does.
+    #[arg(long, env = "DRYDOCK_STUB_ALLOWED_UPSTREAMS", value_delimiter = ',')]
+    allowed_upstreams: Option<Vec<String>>,
 }
 
 fn main() -> ExitCode {
@@ -69,7 +83,16 @@ async fn serve(args: Args) -> Result<(), drydock_stub::StubError> {
         .address(SocketAddr::new(args.bind, args.port))
         .threads(args.threads)
         .max_request_journal_entries(Some(args.max_request_journal_entries))
-        .verify_on_drop(false);
+        .verify_on_drop(false)
+        .admin_api_basic_auth(args.admin_api_basic_auth.clone());
+    if let Some(upstreams) = &args.allowed_upstreams {
+        builder = builder.allowed_upstreams(
+            upstreams
+                .iter()
+                .map(|u| u.trim())
+                .filter(|u| !u.is_empty() && *u != "none"),
+        );
+    }
     if let Some(dir) = &args.mappings {
         builder = builder.files(drydock_stub::mappings::files_dir(dir));
     }
@@ -85,6 +108,12 @@ async fn serve(args: Args) -> Result<(), drydock_stub::StubError> {
         println!("drydock-stub: {} stubs from {}", ids.len(), dir.display());
     }
     println!("drydock-stub: listening on {}", server.url());
+    if let Some(credentials) = server.admin_credentials() {
+        println!(
+            "drydock-stub: the admin API asks for the credentials of user {:?}",
+            credentials.user()
+        );
+    }
     if let (Some(url), Some(ca)) = (server.https_url(), server.certificate_authority()) {
         println!(
             "drydock-stub: HTTPS on {url}, certificate from this CA:\n{}",

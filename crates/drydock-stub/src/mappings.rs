@@ -39,7 +39,10 @@
 //! `/settings`, `/recordings/…`. A body that is not a valid stub or pattern is answered `422`
 //! with WireMock's error shape (`errors[0].source.pointer` names the field). Matched answers carry
 //! `Matched-Stub-Id` and `Matched-Stub-Name`. drydock-stub adds `/__admin/verify`,
-//! `/__admin/on-miss`, `/__admin/namespaces` and `/__admin/tls/ca`.
+//! `/__admin/on-miss`, `/__admin/namespaces`, `/__admin/tls/ca` and `/__admin/upstreams`.
+//!
+//! With credentials (`--admin-api-basic-auth user:pass`, as WireMock's), every admin path, health
+//! included, answers `401` without them, as WireMock does (the differential test runs both so).
 //!
 //! # Where drydock-stub differs from WireMock, on purpose
 //!
@@ -63,6 +66,11 @@
 //!   call counts are kept apart, so `expect` stays exact.
 //! - **Templates** over a `urlPathTemplate` do not offer `{{request.path.<name>}}`
 //!   (`{{request.path}}` is the path, `{{request.pathSegments.[i]}}` its parts).
+//! - **An in-process server's admin API asks for credentials** by default
+//!   ([`StubServer::admin_credentials`](crate::StubServer::admin_credentials)): its port is on
+//!   loopback, which every local user reaches. WireMock and the binary are open unless told.
+//! - **Proxying and recording are refused** (`403`) to an upstream outside the allowed ones, when
+//!   the server was given a list (`--allowed-upstreams`); WireMock has no such list.
 //! - Near-miss entries carry drydock-stub's checks in an extra `nearMiss` field, and
 //!   `GET /__admin/requests` an extra `meta.limit` and `meta.dropped`.
 

@@ -20,7 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use drydock_stub::{Response, Stub, StubServer};
+use drydock_stub::{AdminCredentials, Response, Stub, StubServer};
 use serde_json::{json, Value};
 
 /// Differences kept on purpose: (case, aspect, why). Printed by the test.
@@ -121,7 +121,8 @@ struct WireMock {
 }
 
 impl WireMock {
-    async fn start() -> WireMock {
+    /// WireMock asking for `credentials` on its admin API (`--admin-api-basic-auth`).
+    async fn start(credentials: &AdminCredentials) -> WireMock {
         let jar = jar();
         let root = tempfile::tempdir().expect("temp dir");
         // Its root: the same mapping files and __files drydock-stub loads.
@@ -137,6 +138,8 @@ impl WireMock {
             .arg("--root-dir")
             .arg(root.path())
             .args(["--disable-banner", "--container-threads", "20"])
+            .arg("--admin-api-basic-auth")
+            .arg(format!("{}:{}", credentials.user(), credentials.password()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -151,6 +154,7 @@ impl WireMock {
         loop {
             let health = client
                 .get(format!("{}/__admin/health", wiremock.url))
+                .header("authorization", credentials.authorization())
                 .send()
                 .await;
             if health.is_ok_and(|h| h.status().is_success()) {
@@ -566,7 +570,9 @@ fn corpus() -> Vec<Case> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drydock_stub_answers_as_wiremock_does() {
     let started = Instant::now();
-    let wiremock = WireMock::start().await;
+    // Both ask for the same admin credentials, each as its own option says.
+    let credentials = AdminCredentials::generate();
+    let wiremock = WireMock::start(&credentials).await;
     let upstream = StubServer::start().await.expect("upstream starts");
     upstream
         .mount(
@@ -580,6 +586,7 @@ async fn drydock_stub_answers_as_wiremock_does() {
         .expect("upstream stub");
     let ours = StubServer::builder()
         .files(fixture().join("__files"))
+        .admin_api_basic_auth(Some(credentials.clone()))
         .verify_on_drop(false)
         .start()
         .await
@@ -588,11 +595,20 @@ async fn drydock_stub_answers_as_wiremock_does() {
         .await
         .expect("the mapping files load");
     let (ours_url, theirs_url) = (ours.url(), wiremock.url.clone());
+    // Admin calls carry the credentials in the URL; reqwest sends them as basic credentials.
+    let with_credentials = |url: &str| {
+        url.replacen(
+            "://",
+            &format!("://{}:{}@", credentials.user(), credentials.password()),
+            1,
+        )
+    };
+    let (ours_admin, theirs_admin) = (ours.admin_url(), with_credentials(&theirs_url));
     let client = common::client();
 
     let mappings = include_str!("differential/mappings.json").replace("UPSTREAM", &upstream.url());
     let mappings: Value = serde_json::from_str(&mappings).expect("the corpus is JSON");
-    for base in [&ours_url, &theirs_url] {
+    for base in [&ours_admin, &theirs_admin] {
         let (status, body) = admin(
             &client,
             base,
@@ -616,7 +632,7 @@ async fn drydock_stub_answers_as_wiremock_does() {
     // The admin API, on the journals both now hold.
     let both = |method: &'static str, path: &'static str, body: Option<Value>| {
         let client = client.clone();
-        let (a, b) = (ours_url.clone(), theirs_url.clone());
+        let (a, b) = (ours_admin.clone(), theirs_admin.clone());
         async move {
             (
                 admin(&client, &a, method, path, body.clone()).await,
@@ -847,6 +863,33 @@ async fn drydock_stub_answers_as_wiremock_does() {
         );
     }
 
+    // Without the credentials, or with a wrong password: refused alike; health, alike.
+    let wrong = theirs_url.replacen("://", "://drydock:wrong@", 1);
+    for (name, path, a, b) in [
+        (
+            "admin without credentials",
+            "/mappings",
+            &ours_url,
+            &theirs_url,
+        ),
+        (
+            "admin with a wrong password",
+            "/mappings",
+            &ours_url.replacen("://", "://drydock:wrong@", 1),
+            &wrong,
+        ),
+        (
+            "health without credentials",
+            "/health",
+            &ours_url,
+            &theirs_url,
+        ),
+    ] {
+        let (s1, _) = admin(&client, a, "GET", path, None).await;
+        let (s2, _) = admin(&client, b, "GET", path, None).await;
+        report.check(name, "status", s1, s2);
+    }
+
     let ((s1, _), (s2, _)) = both("DELETE", "/requests", None).await;
     report.check("clear journal", "status", s1, s2);
     let ((_, c1), (_, c2)) = both("POST", "/requests/count", Some(json!({"method": "ANY"}))).await;
@@ -927,11 +970,18 @@ async fn a_published_wiremock_client_lists_and_finds_requests() {
         "/tests/differential/client.js"
     ));
     let url = server.url();
+    // The in-process server's generated credentials, handed to the client as a WireMock user
+    // hands theirs: a header its options take.
+    let authorization = server
+        .admin_credentials()
+        .expect("an in-process server asks for credentials")
+        .authorization();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg(script)
             .arg(&url)
             .env("NODE_PATH", &modules)
+            .env("STUB_ADMIN_AUTHORIZATION", authorization)
             .output()
     })
     .await

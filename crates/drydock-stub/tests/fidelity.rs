@@ -47,7 +47,7 @@ async fn reset_keeps_the_stubs_of_mapping_files() -> Result {
     assert_eq!(status(c.get(format!("{}/extra", server.url()))).await, 404);
 
     // The same over the admin API; and a stub deleted by hand does not come back.
-    let admin = format!("{}/__admin", server.url());
+    let admin = format!("{}/__admin", server.admin_url());
     c.post(format!("{admin}/mappings"))
         .body(r#"{"request": {"url": "/api-only"}}"#)
         .send()
@@ -84,7 +84,7 @@ async fn the_journal_is_in_wiremocks_shape() -> Result {
         .send()
         .await?;
     c.get(format!("{}/nothing", server.url())).send().await?;
-    let admin = format!("{}/__admin", server.url());
+    let admin = format!("{}/__admin", server.admin_url());
 
     let journal: Value = c
         .get(format!("{admin}/requests"))
@@ -174,7 +174,7 @@ async fn invalid_mappings_are_422_with_a_pointer() -> Result {
     let server = StubServer::start().await?;
     let c = common::client();
     let answer = c
-        .post(format!("{}/__admin/mappings", server.url()))
+        .post(format!("{}/__admin/mappings", server.admin_url()))
         .body(r#"{"request": {"headers": {"a": {"matches": "["}}}}"#)
         .send()
         .await?;
@@ -186,7 +186,7 @@ async fn invalid_mappings_are_422_with_a_pointer() -> Result {
         "/request/headers/a/matches"
     );
     let answer = c
-        .post(format!("{}/__admin/mappings", server.url()))
+        .post(format!("{}/__admin/mappings", server.admin_url()))
         .body(r#"{"request": {"bogus": 1}}"#)
         .send()
         .await?;
@@ -228,7 +228,7 @@ async fn answers_say_which_stub_and_keep_their_reason_phrase() -> Result {
 async fn methods_are_compared_as_written() -> Result {
     let server = StubServer::start().await?;
     let c = common::client();
-    c.post(format!("{}/__admin/mappings", server.url()))
+    c.post(format!("{}/__admin/mappings", server.admin_url()))
         .body(r#"{"request": {"method": "get", "url": "/lower"}, "response": {"status": 200}}"#)
         .send()
         .await?;
@@ -271,7 +271,7 @@ async fn body_files_work_through_the_admin_api() -> Result {
     let server = StubServer::builder().files(files.path()).start().await?;
     let c = common::client();
     let created = c
-        .post(format!("{}/__admin/mappings", server.url()))
+        .post(format!("{}/__admin/mappings", server.admin_url()))
         .body(r#"{"request": {"url": "/order"}, "response": {"status": 200, "bodyFileName": "order.json"}}"#)
         .send()
         .await?;
@@ -284,7 +284,7 @@ async fn body_files_work_through_the_admin_api() -> Result {
         .await?;
     assert_eq!(body, r#"{"id": 7}"#);
     let outside = c
-        .post(format!("{}/__admin/mappings", server.url()))
+        .post(format!("{}/__admin/mappings", server.admin_url()))
         .body(r#"{"request": {"url": "/x"}, "response": {"bodyFileName": "../secret"}}"#)
         .send()
         .await?;
@@ -318,7 +318,7 @@ async fn scenarios_are_listed_with_their_states() -> Result {
     let c = common::client();
     c.get(format!("{}/order", server.url())).send().await?;
     let listed: Value = c
-        .get(format!("{}/__admin/scenarios", server.url()))
+        .get(format!("{}/__admin/scenarios", server.admin_url()))
         .send()
         .await?
         .json()
@@ -334,7 +334,10 @@ async fn scenarios_are_listed_with_their_states() -> Result {
     assert_eq!(scenario["mappings"].as_array().map(Vec::len), Some(2));
 
     let set = c
-        .put(format!("{}/__admin/scenarios/order/state", server.url()))
+        .put(format!(
+            "{}/__admin/scenarios/order/state",
+            server.admin_url()
+        ))
         .json(&json!({"state": "Started"}))
         .send()
         .await?;

@@ -150,7 +150,7 @@ async fn bad_admin_requests_are_rejected_and_the_server_keeps_serving() -> Resul
     let server = StubServer::start().await?;
     server.load_dir(fixture()).await?;
     let c = common::client();
-    let admin = format!("{}/__admin", server.url());
+    let admin = format!("{}/__admin", server.admin_url());
 
     let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
         (
@@ -245,7 +245,7 @@ async fn bad_admin_requests_are_rejected_and_the_server_keeps_serving() -> Resul
 async fn the_admin_api_adds_lists_replaces_and_removes() -> Result {
     let server = StubServer::start().await?;
     let c = common::client();
-    let admin = format!("{}/__admin", server.url());
+    let admin = format!("{}/__admin", server.admin_url());
     let created: Value = c
         .post(format!("{admin}/mappings"))
         .body(r#"{"request": {"method": "GET", "url": "/a"}, "response": {"body": "one"}}"#)

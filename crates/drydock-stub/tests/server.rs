@@ -78,7 +78,7 @@ async fn the_journal_limit_holds_under_load() -> Result {
     server.verify().await?;
 
     let meta: Value = common::client()
-        .get(format!("{}/__admin/requests", server.url()))
+        .get(format!("{}/__admin/requests", server.admin_url()))
         .send()
         .await?
         .json()
@@ -160,7 +160,7 @@ async fn https_on_a_second_port_hands_out_its_ca_over_the_admin_api() -> Result 
     let https = server.https_url().expect("an HTTPS address");
 
     // As a test would do against the container: connect over HTTP, fetch the CA, call HTTPS.
-    let remote = StubServer::connect(&server.url())
+    let remote = StubServer::connect(&server.admin_url())
         .await?
         .verify_on_drop(false);
     let ca = remote

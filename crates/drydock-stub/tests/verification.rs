@@ -193,7 +193,7 @@ async fn dropping_a_satisfied_server_is_quiet() -> Result {
 #[tokio::test]
 async fn a_remote_handle_verifies_on_drop_without_stalling_its_runtime() -> Result {
     let server = StubServer::start().await?;
-    let remote = StubServer::connect(&server.url()).await?;
+    let remote = StubServer::connect(&server.admin_url()).await?;
     remote
         .mount(
             Stub::get("/x")
@@ -221,7 +221,9 @@ async fn a_remote_handle_verifies_on_drop_without_stalling_its_runtime() -> Resu
 #[should_panic(expected = "expected exactly 1 call(s), received 0")]
 async fn a_remote_handle_panics_on_drop_when_unmet() {
     let server = StubServer::start().await.expect("starts");
-    let remote = StubServer::connect(&server.url()).await.expect("connects");
+    let remote = StubServer::connect(&server.admin_url())
+        .await
+        .expect("connects");
     remote
         .mount(
             Stub::get("/never-called")

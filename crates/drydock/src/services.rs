@@ -139,7 +139,8 @@ impl Services {
     }
 
     /// The configuration a system under test reads, from every service: `DATABASE_URL`,
-    /// `REDIS_URL`, `KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_TOPIC_PREFIX`, `STUB_URL`, and
+    /// `REDIS_URL`, `KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_TOPIC_PREFIX`, `STUB_URL` (and
+    /// `STUB_ADMIN_URL`, with the stub's admin credentials), and
     /// `<NAME>_HOST`/`<NAME>_PORT` for containers of your own.
     pub fn vars(&self) -> HashMap<String, String> {
         self.entries

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::{pool, Local, StubServer, Transport};
 use crate::{
     error::StubError,
+    guard::{AdminCredentials, Upstreams},
     journal::DEFAULT_JOURNAL_LIMIT,
     namespace::Options,
     server::{self, runtime, Core},
@@ -41,6 +42,17 @@ pub struct StubServerBuilder {
     tls_hosts: Vec<String>,
     files: Option<PathBuf>,
     journal_limit: Option<usize>,
+    admin: AdminAuth,
+    allowed_upstreams: Option<Vec<String>>,
+}
+
+/// What the admin API of a server to start asks for.
+#[derive(Clone, Debug, PartialEq)]
+enum AdminAuth {
+    /// Credentials made for this server (an in-process server's default).
+    Generated,
+    Given(AdminCredentials),
+    Open,
 }
 
 impl Default for StubServerBuilder {
@@ -54,6 +66,8 @@ impl Default for StubServerBuilder {
             tls_hosts: Vec::new(),
             files: None,
             journal_limit: Some(DEFAULT_JOURNAL_LIMIT),
+            admin: AdminAuth::Generated,
+            allowed_upstreams: None,
         }
     }
 }
@@ -116,6 +130,31 @@ impl StubServerBuilder {
         self
     }
 
+    /// The credentials the HTTP admin API (`/__admin/*`) asks for, as WireMock's
+    /// `--admin-api-basic-auth`; `None` leaves it open to whoever reaches the port, as WireMock
+    /// and wiremock-rs do by default.
+    ///
+    /// By default an in-process server makes credentials of its own
+    /// ([`StubServer::admin_credentials`]): its port is on loopback, which every local user
+    /// reaches, and the test's handle needs none (it calls the server directly). Stubbed
+    /// endpoints never ask for credentials.
+    pub fn admin_api_basic_auth(mut self, credentials: Option<AdminCredentials>) -> Self {
+        self.admin = match credentials {
+            Some(credentials) => AdminAuth::Given(credentials),
+            None => AdminAuth::Open,
+        };
+        self
+    }
+
+    /// Proxy stubs, pass-through and recording forward only to these origins (URLs; their
+    /// scheme, host and port count), and to those a handle or an authenticated admin call adds
+    /// (`POST /__admin/upstreams`); anything else is refused with `403`. Without this, any
+    /// upstream is reached, as WireMock does. An empty list allows none to start with.
+    pub fn allowed_upstreams(mut self, urls: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.allowed_upstreams = Some(urls.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Starts the server on threads other than the caller's, so it serves whatever the test's
     /// runtime does (blocking clients included). The port is bound before this returns.
     ///
@@ -154,6 +193,14 @@ impl StubServerBuilder {
             let bound = listener.local_addr().map_err(failed)?;
             Ok::<_, StubError>((listener, bound))
         };
+        let upstreams = match &self.allowed_upstreams {
+            None => Upstreams::default(),
+            Some(urls) => Upstreams::only(urls).map_err(|message| StubError::Admin {
+                url: self.address.to_string(),
+                operation: "starting with allowed upstreams".into(),
+                message,
+            })?,
+        };
         let (listener, address) = bind(self.address)?;
         let second = self.https_address.map(bind).transpose()?;
         let tls = if self.https || second.is_some() {
@@ -166,6 +213,12 @@ impl StubServerBuilder {
             journal_limit: self.journal_limit,
         });
         core.ca = tls.as_ref().map(|t| t.ca.clone());
+        core.admin = match &self.admin {
+            AdminAuth::Generated => Some(AdminCredentials::generate()),
+            AdminAuth::Given(credentials) => Some(credentials.clone()),
+            AdminAuth::Open => None,
+        };
+        core.upstreams = upstreams;
         let core = Arc::new(core);
         let (stop, stopped) = watch::channel(false);
 
@@ -241,6 +294,8 @@ impl StubServerBuilder {
             && self.https_address.is_none()
             && self.files.is_none()
             && self.journal_limit == default.journal_limit
+            && self.admin == default.admin
+            && self.allowed_upstreams.is_none()
     }
 
     fn handle(&self, local: Local) -> StubServer {

@@ -24,6 +24,7 @@ use remote::Remote;
 
 use crate::{
     error::StubError,
+    guard::AdminCredentials,
     journal::{JournalStats, ServeEvent},
     mappings,
     model::{RequestPattern, Stub},
@@ -122,26 +123,57 @@ impl StubServer {
     /// A handle to a server reached over HTTP: `http://host:port`, or a namespace of it,
     /// `http://host:port/__ns/<name>`. Fails unless the server answers its health check.
     ///
+    /// A server whose admin API asks for credentials is given them in the URL,
+    /// `http://user:password@host:port` (drydock's `STUB_ADMIN_URL`): the handle sends them with
+    /// every admin request and keeps them out of [`url`](Self::url) and of its errors.
+    ///
     /// ```no_run
     /// # async fn demo() -> Result<(), drydock_stub::StubError> {
     /// let server = drydock_stub::StubServer::connect("http://127.0.0.1:8080").await?;
-    /// # let _ = server;
+    /// let guarded = drydock_stub::StubServer::connect("http://drydock:s3cret@127.0.0.1:8081").await?;
+    /// # let _ = (server, guarded);
     /// # Ok(()) }
     /// ```
     pub async fn connect(url: &str) -> Result<Self, StubError> {
-        let url = url.trim_end_matches('/');
+        let (url, credentials) = split_credentials(url.trim_end_matches('/'));
         let (root, namespace) = match url.split_once("/__ns/") {
             Some((root, name)) => (root.to_string(), name.to_string()),
             None => (url.to_string(), String::new()),
         };
         let server = StubServer {
-            transport: Transport::Remote(Remote::new(&root)?),
+            transport: Transport::Remote(Remote::new(&root, credentials)?),
             namespace,
             verify_on_drop: true,
             save_to: Mutex::new(None),
         };
         server.remote_call::<Value>("GET", "/health", None).await?;
         Ok(server)
+    }
+
+    /// The credentials the server's HTTP admin API asks for: an in-process server's own
+    /// (generated unless the builder said otherwise), or those a remote handle was given.
+    /// `None` when it asks for none.
+    pub fn admin_credentials(&self) -> Option<AdminCredentials> {
+        match &self.transport {
+            Transport::Local(local) => local.core.admin.clone(),
+            Transport::Remote(remote) => remote.credentials.clone(),
+        }
+    }
+
+    /// [`url`](Self::url) with the admin credentials in it, `http://user:password@host:port`:
+    /// for another process or tool that drives the admin API (reqwest, curl and
+    /// [`connect`](Self::connect) send them as basic credentials). It holds the password: keep
+    /// it out of logs.
+    pub fn admin_url(&self) -> String {
+        let url = self.url();
+        match (self.admin_credentials(), url.split_once("://")) {
+            (Some(credentials), Some((scheme, rest))) => format!(
+                "{scheme}://{}:{}@{rest}",
+                credentials.user(),
+                credentials.password()
+            ),
+            _ => url,
+        }
     }
 
     /// Whether dropping this handle verifies expectations.
@@ -274,7 +306,11 @@ impl StubServer {
     }
 
     /// Adds a stub and returns its id (a stub with the id of a mounted one replaces it).
+    ///
+    /// A proxy stub's upstream is added to the server's allowed upstreams: the test configured
+    /// it (see [`StubServerBuilder::allowed_upstreams`]).
     pub async fn mount(&self, stub: Stub) -> Result<String, StubError> {
+        self.allow_upstreams(std::slice::from_ref(&stub)).await?;
         if let Some(result) = self.local(|space| space.mount(stub.clone())) {
             return result;
         }
@@ -290,6 +326,7 @@ impl StubServer {
         stubs: impl IntoIterator<Item = Stub>,
     ) -> Result<Vec<String>, StubError> {
         let stubs: Vec<Stub> = stubs.into_iter().collect();
+        self.allow_upstreams(&stubs).await?;
         if let Some(result) = self.local(|space| space.mount_all(stubs.clone())) {
             return result;
         }
@@ -503,9 +540,23 @@ impl StubServer {
     }
 
     /// What to do with requests no stub matches (by default: `404` with the near-miss report).
+    ///
+    /// The upstream of pass-through and recording is added to the server's allowed upstreams:
+    /// the test configured it.
     pub async fn on_miss(&self, on_miss: OnMiss) -> Result<(), StubError> {
         if let OnMiss::Record(recording) = &on_miss {
             *self.save_to.lock().unwrap_or_else(|e| e.into_inner()) = recording.save_to.clone();
+        }
+        let upstream = match &on_miss {
+            OnMiss::Fail => None,
+            OnMiss::PassThrough { target_base_url } => Some(target_base_url.clone()),
+            OnMiss::Record(recording) => Some(recording.target_base_url.clone()),
+        };
+        if let Some(upstream) = upstream {
+            // A URL that is not http(s) is refused below, saying so.
+            if admin::check_target(&on_miss).is_ok() {
+                self.allow_origins(&[upstream]).await?;
+            }
         }
         if let Some(result) = self.local(|space| {
             admin::check_target(&on_miss).map_err(|message| StubError::Admin {
@@ -548,6 +599,38 @@ impl StubServer {
             mappings::save_dir(dir, &stubs)?;
         }
         Ok(stubs)
+    }
+
+    /// Adds the upstreams of `stubs`' proxies to the server's allow-list.
+    async fn allow_upstreams(&self, stubs: &[Stub]) -> Result<(), StubError> {
+        let upstreams: Vec<String> = stubs
+            .iter()
+            .filter_map(|s| s.response.proxy_base_url.clone())
+            .collect();
+        self.allow_origins(&upstreams).await
+    }
+
+    /// Adds upstreams to the server's allow-list: directly in process, through the
+    /// authenticated admin API remotely. A URL that is not http(s) is left for the operation
+    /// to refuse (it names the field).
+    async fn allow_origins(&self, upstreams: &[String]) -> Result<(), StubError> {
+        let upstreams: Vec<String> = upstreams
+            .iter()
+            .filter(|u| crate::guard::origin(u).is_ok())
+            .cloned()
+            .collect();
+        if upstreams.is_empty() {
+            return Ok(());
+        }
+        match &self.transport {
+            Transport::Local(local) => {
+                for upstream in &upstreams {
+                    let _ = local.core.upstreams.allow(upstream);
+                }
+                Ok(())
+            }
+            Transport::Remote(remote) => remote.allow_upstreams(&upstreams).await,
+        }
     }
 
     /// Runs a typed operation on this handle's namespace of an in-process server; `None` for a
@@ -626,7 +709,7 @@ impl StubServer {
             Transport::Remote(remote) => {
                 // A client of its own: the handle's pooled connections are driven by the
                 // caller's runtime, which is blocked in this drop until the check returns.
-                let transport = Transport::Remote(Remote::new(&remote.root)?);
+                let transport = Transport::Remote(remote.fresh()?);
                 let handle = self.sibling(transport, &self.namespace, false);
                 std::thread::scope(|scope| {
                     scope
@@ -647,6 +730,22 @@ impl StubServer {
             }
         }
     }
+}
+
+/// `http://user:password@host…` split into the URL without them and the credentials.
+fn split_credentials(url: &str) -> (String, Option<AdminCredentials>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_string(), None);
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return (url.to_string(), None);
+    };
+    let credentials = match rest[..at].split_once(':') {
+        Some((user, password)) => AdminCredentials::new(user, password),
+        None => AdminCredentials::new(&rest[..at], ""),
+    };
+    (format!("{scheme}://{}", &rest[at + 1..]), Some(credentials))
 }
 
 impl Drop for StubServer {

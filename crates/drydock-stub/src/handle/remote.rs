@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use crate::{error::StubError, verify::VerificationFailure};
+use crate::{error::StubError, guard::AdminCredentials, verify::VerificationFailure};
 
 /// How long one admin request to a remote server may take.
 pub(super) const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -14,12 +14,14 @@ pub(super) const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 pub(super) struct Remote {
     pub client: reqwest::Client,
-    /// The server's root URL, without a namespace.
+    /// The server's root URL, without a namespace (nor credentials: it goes into errors).
     pub root: String,
+    /// Sent with every admin request, when the server asks for them.
+    pub credentials: Option<AdminCredentials>,
 }
 
 impl Remote {
-    pub fn new(root: &str) -> Result<Remote, StubError> {
+    pub fn new(root: &str, credentials: Option<AdminCredentials>) -> Result<Remote, StubError> {
         let client = reqwest::Client::builder()
             .timeout(ADMIN_TIMEOUT)
             .build()
@@ -31,7 +33,44 @@ impl Remote {
         Ok(Remote {
             client,
             root: root.to_string(),
+            credentials,
         })
+    }
+
+    /// The same server with a client of its own.
+    pub fn fresh(&self) -> Result<Remote, StubError> {
+        Remote::new(&self.root, self.credentials.clone())
+    }
+
+    /// Adds upstreams to the server's allow-list (`POST /__admin/upstreams`). A server that
+    /// has no such endpoint (WireMock itself) has no allow-list either: its `404` is no error.
+    pub async fn allow_upstreams(&self, origins: &[String]) -> Result<(), StubError> {
+        let url = format!("{}/__admin/upstreams", self.root);
+        let failed = |message: String| StubError::Admin {
+            url: self.root.clone(),
+            operation: format!("POST {url}"),
+            message,
+        };
+        let response = self
+            .authorized(self.client.post(&url))
+            .header("content-type", "application/json")
+            .body(json!({ "origins": origins }).to_string())
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) || status == 404 {
+            return Ok(());
+        }
+        let bytes = response.bytes().await.map_err(|e| failed(e.to_string()))?;
+        Err(failed(format!("{status}: {}", detail(&bytes))))
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.credentials {
+            Some(credentials) => request.header("authorization", credentials.authorization()),
+            None => request,
+        }
     }
 
     fn base(&self, namespace: &str) -> String {
@@ -58,7 +97,8 @@ impl Remote {
             message,
         };
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
-        let mut request = self.client.request(method, format!("{base}/__admin{path}"));
+        let mut request =
+            self.authorized(self.client.request(method, format!("{base}/__admin{path}")));
         if let Some(body) = body {
             request = request
                 .header("content-type", "application/json")
@@ -67,9 +107,7 @@ impl Remote {
         let response = request.send().await.map_err(|e| failed(e.to_string()))?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(|e| failed(e.to_string()))?;
-        let reply: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            json!({"errors": [{"title": "Not JSON", "detail": String::from_utf8_lossy(&bytes)}]})
-        });
+        let reply = reply(&bytes);
         if (200..300).contains(&status) {
             return serde_json::from_value(reply)
                 .map_err(|e| failed(format!("unexpected answer: {e}")));
@@ -85,10 +123,21 @@ impl Remote {
             let id = path.rsplit('/').next().unwrap_or_default();
             return Err(StubError::NoSuchStub(id.to_string()));
         }
-        let detail = reply["errors"][0]["detail"]
-            .as_str()
-            .map(String::from)
-            .unwrap_or_else(|| reply.to_string());
-        Err(failed(format!("{status}: {detail}")))
+        Err(failed(format!("{status}: {}", detail(&bytes))))
     }
+}
+
+fn reply(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or_else(
+        |_| json!({"errors": [{"title": "Not JSON", "detail": String::from_utf8_lossy(bytes)}]}),
+    )
+}
+
+/// The first error's detail of an admin answer, or the answer.
+fn detail(bytes: &[u8]) -> String {
+    let reply = reply(bytes);
+    reply["errors"][0]["detail"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(|| reply.to_string())
 }

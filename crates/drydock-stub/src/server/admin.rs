@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use super::{Body, Core};
 use crate::{
     error::StubError,
+    guard::Upstreams,
     mappings,
     model::{RequestPattern, Stub},
     namespace::{lock, valid_name, Namespace, Settings},
@@ -39,7 +40,7 @@ impl Reply {
         }
     }
 
-    fn error(status: StatusCode, title: &str, detail: impl Into<String>) -> Self {
+    pub(crate) fn error(status: StatusCode, title: &str, detail: impl Into<String>) -> Self {
         Reply {
             status,
             body: json!({"errors": [{"title": title, "detail": detail.into()}]}),
@@ -118,7 +119,8 @@ GET /__admin/requests/unmatched/near-misses; POST /__admin/near-misses/request; 
 POST /__admin/near-misses/request-pattern; GET /__admin/verify; GET /__admin/scenarios; \
 POST /__admin/scenarios/reset; PUT /__admin/scenarios/{name}/state; GET|POST /__admin/settings; \
 GET|PUT /__admin/on-miss; POST /__admin/recordings/start|stop; GET /__admin/recordings/status; \
-GET|POST /__admin/namespaces; DELETE /__admin/namespaces/{name}; GET /__admin/tls/ca";
+GET|POST /__admin/namespaces; DELETE /__admin/namespaces/{name}; GET /__admin/tls/ca; \
+GET|POST /__admin/upstreams";
 
 /// Answers one admin request for `namespace` (`""` is the root).
 pub(crate) fn dispatch(
@@ -147,6 +149,9 @@ pub(crate) fn dispatch(
             ),
         };
     }
+    if route == ["upstreams"] {
+        return upstreams(core, method, body);
+    }
     if let ["namespaces", ..] = route.as_slice() {
         return namespaces(core, namespace, method, &route[1..], body);
     }
@@ -168,7 +173,7 @@ pub(crate) fn dispatch(
         );
     };
     let mut space = lock(&space);
-    match run(&mut space, method, &route, body) {
+    match run(&mut space, &core.upstreams, method, &route, body) {
         Ok(reply) | Err(reply) => reply,
     }
 }
@@ -192,7 +197,22 @@ fn near_misses(unmatched: Vec<Unmatched>) -> Value {
     json!({ "nearMisses": entries })
 }
 
-fn run(space: &mut Namespace, method: &str, route: &[&str], body: &[u8]) -> Result<Reply, Reply> {
+fn run(
+    space: &mut Namespace,
+    upstreams: &Upstreams,
+    method: &str,
+    route: &[&str],
+    body: &[u8],
+) -> Result<Reply, Reply> {
+    let allowed = |stubs: &[&Stub]| -> Result<(), Reply> {
+        for base in stubs
+            .iter()
+            .filter_map(|s| s.response.proxy_base_url.as_deref())
+        {
+            upstreams.check(base).map_err(not_allowed)?;
+        }
+        Ok(())
+    };
     let reply = match (method, route) {
         ("GET", ["mappings"]) => {
             let stubs = space.stubs();
@@ -200,6 +220,7 @@ fn run(space: &mut Namespace, method: &str, route: &[&str], body: &[u8]) -> Resu
         }
         ("POST", ["mappings"]) => {
             let stub: Stub = parse(body, "stub mapping")?;
+            allowed(&[&stub])?;
             let id = space.mount(stub)?;
             Reply {
                 status: StatusCode::CREATED,
@@ -217,11 +238,13 @@ fn run(space: &mut Namespace, method: &str, route: &[&str], body: &[u8]) -> Resu
         ("POST", ["mappings", "import"]) => {
             let stubs = mappings::parse(body)
                 .map_err(|message| unprocessable("", "Error parsing JSON", message))?;
+            allowed(&stubs.iter().collect::<Vec<_>>())?;
             Reply::ok(json!({"ids": space.mount_all(stubs)?}))
         }
         ("GET", ["mappings", id]) => Reply::ok(json!(space.stub(id)?)),
         ("PUT", ["mappings", id]) => {
             let mut stub: Stub = parse(body, "stub mapping")?;
+            allowed(&[&stub])?;
             space.stub(id)?;
             stub.id = Some(id.to_string());
             space.mount(stub)?;
@@ -331,6 +354,7 @@ fn run(space: &mut Namespace, method: &str, route: &[&str], body: &[u8]) -> Resu
         ("PUT" | "POST", ["on-miss"]) => {
             let on_miss: OnMiss = parse(body, "on-miss mode")?;
             check_target(&on_miss).map_err(bad_target)?;
+            check_allowed(upstreams, &on_miss).map_err(not_allowed)?;
             space.on_miss = on_miss;
             Reply::ok(json!(space.on_miss))
         }
@@ -338,6 +362,7 @@ fn run(space: &mut Namespace, method: &str, route: &[&str], body: &[u8]) -> Resu
             let recording: Recording = parse(body, "recording spec")?;
             let on_miss = OnMiss::Record(recording);
             check_target(&on_miss).map_err(bad_target)?;
+            check_allowed(upstreams, &on_miss).map_err(not_allowed)?;
             space.on_miss = on_miss;
             Reply::ok(json!({}))
         }
@@ -371,6 +396,63 @@ pub(crate) fn check_target(on_miss: &OnMiss) -> Result<(), String> {
     match reqwest::Url::parse(target) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(()),
         _ => Err(format!("`targetBaseUrl` {target:?} is not an http(s) URL")),
+    }
+}
+
+/// Whether the allow-list admits an on-miss mode's upstream.
+pub(crate) fn check_allowed(upstreams: &Upstreams, on_miss: &OnMiss) -> Result<(), String> {
+    match on_miss {
+        OnMiss::Fail => Ok(()),
+        OnMiss::PassThrough { target_base_url } => upstreams.check(target_base_url),
+        OnMiss::Record(recording) => upstreams.check(&recording.target_base_url),
+    }
+}
+
+/// `403`: an upstream the server was not configured to reach.
+fn not_allowed(message: String) -> Reply {
+    Reply::error(StatusCode::FORBIDDEN, "Upstream not allowed", message)
+}
+
+/// `GET` lists the allowed upstreams (`null`: any); `POST {"origins": [..]}` adds to them —
+/// only on a server whose admin API asks for credentials, so that only a caller who holds them
+/// (the dispatcher has checked them by now) can widen what the server reaches.
+fn upstreams(core: &Core, method: &str, body: &[u8]) -> Reply {
+    match method {
+        "GET" => Reply::ok(json!({"upstreams": core.upstreams.list()})),
+        "POST" => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Add {
+                origins: Vec<String>,
+            }
+            let add: Add = match parse(body, "upstreams (`{\"origins\": [\"http://host:port\"]}`)") {
+                Ok(add) => add,
+                Err(reply) => return reply,
+            };
+            if !core.upstreams.restricted() {
+                return Reply::ok(json!({"upstreams": null}));
+            }
+            if core.admin.is_none() {
+                return Reply::error(
+                    StatusCode::FORBIDDEN,
+                    "Upstreams fixed",
+                    "this server's allowed upstreams can only be widened by a caller with admin \
+                     credentials, and its admin API has none. to fix: list the upstreams at start \
+                     (--allowed-upstreams), or start it with --admin-api-basic-auth",
+                );
+            }
+            for origin in &add.origins {
+                if let Err(message) = core.upstreams.allow(origin) {
+                    return bad_target(format!("`origins`: {message}"));
+                }
+            }
+            Reply::ok(json!({"upstreams": core.upstreams.list()}))
+        }
+        _ => Reply::error(
+            StatusCode::NOT_FOUND,
+            "No such admin endpoint",
+            format!("{method} /__admin/upstreams is not an admin endpoint; the endpoints are: {ENDPOINTS}"),
+        ),
     }
 }
 

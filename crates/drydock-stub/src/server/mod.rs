@@ -24,6 +24,7 @@ use tokio::{
 use tracing::Instrument;
 
 use crate::{
+    guard::{AdminCredentials, Upstreams, UNAUTHORIZED},
     model::{ChunkedDribble, Fault},
     namespace::{lock, Namespaces, Options, Outcome},
     record::{self, OnMiss},
@@ -44,6 +45,10 @@ pub(crate) struct Core {
     client: std::sync::OnceLock<reqwest::Client>,
     /// The CA of the server's HTTPS certificate, if it serves HTTPS.
     pub ca: Option<CertificateAuthority>,
+    /// What `/__admin/*` asks for; `None` leaves it open (WireMock's default).
+    pub admin: Option<AdminCredentials>,
+    /// Where proxy stubs, pass-through and recording may forward.
+    pub upstreams: Upstreams,
 }
 
 impl Core {
@@ -52,6 +57,8 @@ impl Core {
             namespaces: Namespaces::new(options),
             client: std::sync::OnceLock::new(),
             ca: None,
+            admin: None,
+            upstreams: Upstreams::default(),
         }
     }
 
@@ -155,6 +162,18 @@ fn is_admin(url: &str) -> bool {
     url == "/__admin" || url.starts_with("/__admin/") || url.starts_with("/__admin?")
 }
 
+/// `401` in the admin API's error shape, saying what is needed, with the challenge that makes
+/// HTTP clients (and WireMock clients) send basic credentials.
+fn unauthorized() -> Response<Body> {
+    let mut response =
+        admin::Reply::error(StatusCode::UNAUTHORIZED, "Unauthorized", UNAUTHORIZED).into_response();
+    response.headers_mut().insert(
+        hyper::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"drydock-stub admin API\""),
+    );
+    response
+}
+
 async fn handle(
     request: Request<Incoming>,
     core: &Core,
@@ -175,6 +194,16 @@ async fn handle(
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let (namespace, url) = split_namespace(path_and_query);
     if is_admin(&url) {
+        if let Some(credentials) = &core.admin {
+            let given = parts
+                .headers
+                .get(hyper::header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes);
+            // Health too, as WireMock: a caller without them learns nothing from the admin API.
+            if !credentials.admits(given) {
+                return unauthorized();
+            }
+        }
         let reply = admin::dispatch(core, namespace, parts.method.as_str(), &url, &body);
         return reply.into_response();
     }
@@ -229,9 +258,7 @@ async fn serve(
                 }
             }
             let rendered = match &responder.proxy_base_url {
-                Some(base) => record::forward(core.client(), base, &request)
-                    .await
-                    .unwrap_or_else(bad_gateway),
+                Some(base) => forward(core, base, &request).await,
                 None => responder.render(&request),
             };
             let mut response = build(rendered, responder.dribble.as_ref());
@@ -253,13 +280,13 @@ async fn serve(
                 let report = unmatched.unwrap_or_default();
                 text(StatusCode::NOT_FOUND, report)
             }
-            OnMiss::PassThrough { target_base_url } => build(
-                record::forward(core.client(), &target_base_url, &request)
-                    .await
-                    .unwrap_or_else(bad_gateway),
-                None,
-            ),
+            OnMiss::PassThrough { target_base_url } => {
+                build(forward(core, &target_base_url, &request).await, None)
+            }
             OnMiss::Record(recording) => {
+                if let Err(refused) = core.upstreams.check(&recording.target_base_url) {
+                    return build(forbidden(refused), None);
+                }
                 match record::forward(core.client(), &recording.target_base_url, &request).await {
                     Ok(rendered) => {
                         lock(&space).record(recording.to_stub(&request, &rendered));
@@ -269,6 +296,27 @@ async fn serve(
                 }
             }
         },
+    }
+}
+
+/// Forwards to an upstream the allow-list admits; the answer, a `403` naming the upstream and
+/// the setting, or a `502` saying why the upstream could not be had.
+///
+/// The admin API refuses such stubs and modes already; this is the last word, for whatever got
+/// in another way (a pooled server, a typed call).
+async fn forward(core: &Core, base: &str, request: &ReceivedRequest) -> Rendered {
+    if let Err(refused) = core.upstreams.check(base) {
+        return forbidden(refused);
+    }
+    record::forward(core.client(), base, request)
+        .await
+        .unwrap_or_else(bad_gateway)
+}
+
+fn forbidden(message: String) -> Rendered {
+    Rendered {
+        status: StatusCode::FORBIDDEN,
+        ..bad_gateway(message)
     }
 }
 

@@ -1,11 +1,16 @@
 // Drives a WireMock admin API with the published client `wiremock-rest-client` (npm), as a
 // WireMock user's tooling would; prints what it read as one JSON line. Usage: node client.js URL
+// (STUB_ADMIN_AUTHORIZATION: the `Authorization` header the admin API asks for, if any)
 const { WireMockRestClient } = require('wiremock-rest-client');
 
 const base = process.argv[2];
 
 async function main() {
-  const wiremock = new WireMockRestClient(base, { logLevel: process.env.WRC_LOG || 'silent' });
+  const authorization = process.env.STUB_ADMIN_AUTHORIZATION;
+  const wiremock = new WireMockRestClient(base, {
+    logLevel: process.env.WRC_LOG || 'silent',
+    headers: authorization ? { Authorization: authorization } : {},
+  });
   await wiremock.requests.deleteAllRequests();
   await wiremock.mappings.createMapping({
     name: 'hello',

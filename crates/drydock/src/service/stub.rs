@@ -4,6 +4,15 @@
 //! A test drives it with the same [`StubServer`] API as an in-process stub. In a shared
 //! environment each slice gets a namespace of its own (`/__ns/<name>`), which starts with the
 //! spec's mappings and keeps its stubs and journal apart from every other test's.
+//!
+//! The container's port is published on loopback, which every local user reaches, and every
+//! container on the network reaches it too. So its admin API asks for credentials generated per
+//! environment (WireMock's `--admin-api-basic-auth`; user `drydock`), which the handles here send
+//! by themselves, and it forwards (proxy stubs, pass-through, recording) only to the upstreams
+//! the test configured: those of [`HttpStub::allow_upstream`], the proxies of the mapping files,
+//! and those a test's handle adds when it mounts a proxy stub or starts a recording (through the
+//! authenticated admin API; nobody else can widen the list). Stubbed endpoints stay open: the
+//! system under test calls them with nothing but `STUB_URL`.
 
 use std::{
     fmt,
@@ -31,6 +40,9 @@ pub const PORT: u16 = 8080;
 /// Where the container serves HTTPS when asked ([`HttpStub::https`]).
 pub const HTTPS_PORT: u16 = 8443;
 
+/// The variable of the stub binary that sets the admin API's credentials (`user:password`).
+const ADMIN_AUTH_VAR: &str = "DRYDOCK_STUB_ADMIN_API_BASIC_AUTH";
+
 /// A stub HTTP server to run in a container.
 ///
 /// ```
@@ -45,9 +57,29 @@ pub struct HttpStub {
     mappings: Option<PathBuf>,
     #[serde(default)]
     https: bool,
+    /// Upstreams proxy stubs and recordings may reach from the start.
+    #[serde(default)]
+    upstreams: Vec<String>,
 }
 
 impl HttpStub {
+    /// An upstream (`http://payments:8080`: scheme, host and port count) the stub may forward
+    /// to, for proxy stubs, pass-through and recording: the stub reaches nothing else but the
+    /// proxies of its mapping files and the upstreams a test's handle adds when it mounts a
+    /// proxy stub or starts a recording. Anything else is refused with `403` naming the
+    /// upstream — no request to an address the test never named (server-side request forgery).
+    ///
+    /// ```
+    /// use drydock::{Env, HttpStub};
+    ///
+    /// let env = Env::builder().with_stub(HttpStub::default().allow_upstream("http://payments:8080"));
+    /// # let _ = env;
+    /// ```
+    pub fn allow_upstream(mut self, url: impl Into<String>) -> Self {
+        self.upstreams.push(url.into());
+        self
+    }
+
     /// WireMock mappings every test starts with (a directory; see `drydock_stub::mappings`).
     /// They are read and checked before any container starts; their content is part of the
     /// environment's identity.
@@ -137,9 +169,33 @@ impl Service for HttpStub {
     }
 
     fn plan(&self, image: ImageRef, context: &mut PlanContext) -> Result<ContainerPlan> {
+        for upstream in &self.upstreams {
+            let host = upstream
+                .strip_prefix("http://")
+                .or_else(|| upstream.strip_prefix("https://"));
+            if host.is_none_or(|h| h.is_empty() || h.starts_with('/')) {
+                return Err(Error::Spec {
+                    service: self.name().to_string(),
+                    problem: format!("allow_upstream({upstream:?}) is not an http(s) URL"),
+                    fix: "give the upstream's base URL, e.g. allow_upstream(\"http://payments:8080\")"
+                        .into(),
+                });
+            }
+        }
+        let upstreams = if self.upstreams.is_empty() {
+            "none".to_string()
+        } else {
+            self.upstreams.join(",")
+        };
         let plan = ContainerPlan::new(image)
             .env("DRYDOCK_STUB_BIND", "0.0.0.0")
             .env("DRYDOCK_STUB_PORT", PORT.to_string())
+            // A generated password: loopback is shared by every local user.
+            .env(ADMIN_AUTH_VAR, {
+                let credentials = drydock_stub::AdminCredentials::generate();
+                format!("{}:{}", credentials.user(), credentials.password())
+            })
+            .env("DRYDOCK_STUB_ALLOWED_UPSTREAMS", upstreams)
             .port(PORT);
         Ok(if self.https {
             plan.env("DRYDOCK_STUB_HTTPS_PORT", HTTPS_PORT.to_string())
@@ -150,7 +206,12 @@ impl Service for HttpStub {
         })
     }
 
-    fn server(&self, _: &ContainerPlan, container: &StartedContainer) -> Result<StubEndpoint> {
+    fn server(&self, plan: &ContainerPlan, container: &StartedContainer) -> Result<StubEndpoint> {
+        let admin_password = plan
+            .env_value(ADMIN_AUTH_VAR)
+            .and_then(|pair| pair.split_once(':'))
+            .map(|(_, password)| password.to_string())
+            .unwrap_or_default();
         let https = if self.https {
             Some((
                 container.host().to_string(),
@@ -167,6 +228,7 @@ impl Service for HttpStub {
             direct: None,
             https,
             https_direct: None,
+            admin_password,
         })
     }
 
@@ -175,8 +237,9 @@ impl Service for HttpStub {
         server: &StubEndpoint,
         _: &StartedContainer,
     ) -> std::result::Result<(), BoxError> {
-        let handle = StubServer::connect(&server.url()).await?;
-        drop(handle.verify_on_drop(false));
+        // Its health check asks for the credentials too: ready means they work.
+        let handle = server.admin().await?;
+        drop(handle);
         Ok(())
     }
 
@@ -229,7 +292,10 @@ impl Service for HttpStub {
     }
 
     fn vars(stub: &StubEndpoint) -> Vec<(String, String)> {
-        let mut vars = vec![("STUB_URL".into(), stub.url())];
+        let mut vars = vec![
+            ("STUB_URL".into(), stub.url()),
+            ("STUB_ADMIN_URL".into(), stub.admin_url()),
+        ];
         if let Some(url) = stub.https_url() {
             vars.push(("STUB_HTTPS_URL".into(), url));
         }
@@ -237,14 +303,20 @@ impl Service for HttpStub {
     }
 
     fn diagnose(stub: &StubEndpoint) -> Vec<String> {
-        vec![
+        let admin = if crate::secret::shown() {
+            stub.admin_url()
+        } else {
+            crate::secret::mask_userinfo(&stub.admin_url())
+        };
+        let mut lines = vec![
             format!("namespace: {:?}", stub.namespace().unwrap_or("")),
-            format!("journal: curl -s {}/__admin/requests", stub.url()),
-            format!(
-                "near misses: curl -s {}/__admin/requests/unmatched",
-                stub.url()
-            ),
-        ]
+            format!("journal: curl -s {admin}/__admin/requests"),
+            format!("near misses: curl -s {admin}/__admin/requests/unmatched"),
+        ];
+        if !crate::secret::shown() {
+            lines.push("(admin password masked: DRYDOCK_SHOW_SECRETS=1 shows it)".into());
+        }
+        lines
     }
 
     /// What the stub received, and each broken expectation and unmatched request with its
@@ -326,6 +398,9 @@ pub struct StubEndpoint {
     /// The server's own HTTPS address, when `https` is a fault proxy's.
     #[serde(default)]
     https_direct: Option<(String, u16)>,
+    /// The admin API's generated password (user `drydock`). Never log it: `Debug` leaves it out.
+    #[serde(default)]
+    admin_password: String,
 }
 
 impl HostPort for StubEndpoint {
@@ -391,6 +466,33 @@ impl StubEndpoint {
         Ok(self.admin().await?.fetch_certificate_authority().await?)
     }
 
+    /// [`url`](Self::url) with the admin API's credentials, `http://drydock:<password>@…`
+    /// (`STUB_ADMIN_URL`): for a process or tool of the test's that drives the admin API
+    /// (`StubServer::connect`, reqwest and curl send them as basic credentials; a WireMock client
+    /// takes [`admin_credentials`](Self::admin_credentials)). It holds the password: keep it out
+    /// of logs.
+    pub fn admin_url(&self) -> String {
+        match (self.admin_credentials(), self.url().split_once("://")) {
+            (Some(credentials), Some((scheme, rest))) => format!(
+                "{scheme}://{}:{}@{rest}",
+                credentials.user(),
+                credentials.password()
+            ),
+            (_, _) => self.url(),
+        }
+    }
+
+    /// The credentials the admin API asks for (HTTP basic, user `drydock` and a password
+    /// generated per environment); `None` for a server started without them.
+    pub fn admin_credentials(&self) -> Option<drydock_stub::AdminCredentials> {
+        (!self.admin_password.is_empty()).then(|| {
+            drydock_stub::AdminCredentials::new(
+                drydock_stub::ADMIN_USER,
+                self.admin_password.clone(),
+            )
+        })
+    }
+
     /// The namespace, for a slice's endpoint.
     pub fn namespace(&self) -> Option<&str> {
         (!self.namespace.is_empty()).then_some(self.namespace.as_str())
@@ -398,8 +500,9 @@ impl StubEndpoint {
 
     /// A handle to mount stubs, read the journal and verify. Dropping it verifies the
     /// expectations of its stubs (see [`StubServer`]).
+    /// It sends the admin credentials by itself.
     pub async fn connect(&self) -> Result<StubServer> {
-        Ok(StubServer::connect(&self.url()).await?)
+        Ok(StubServer::connect(&self.admin_url()).await?)
     }
 
     /// A handle for drydock's own use, which verifies nothing when dropped.

@@ -262,7 +262,10 @@ pub(super) async fn serve(dir: RunDir) -> Result<()> {
         let ends = deadline.as_ref().map(|(at, _)| *at);
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => { tokio::spawn(lease::handle(Arc::clone(&keeper), stream)); }
+                Ok((stream, _)) => match same_user(&stream) {
+                    Ok(()) => { tokio::spawn(lease::handle(Arc::clone(&keeper), stream)); }
+                    Err(why) => eprintln!("drydock keeper: refused a connection: {why}"),
+                },
                 Err(e) => eprintln!("drydock keeper: accept failed: {e}"),
             },
             _ = leases.changed() => {}
@@ -451,4 +454,26 @@ fn ready(keeper: &Arc<Keeper>, resources: Resources, generation: u64) {
         Arc::clone(&resources),
     ));
     keeper.phase.send_replace(Phase::Ready(resources));
+}
+
+/// Whether the peer of a connection runs as this keeper's user: the run directory (mode `0700`)
+/// already keeps other users from the socket; this holds even if its mode were loosened, so
+/// that only the user's own test processes lease slices (and learn the services' passwords).
+fn same_user(stream: &tokio::net::UnixStream) -> std::result::Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let peer = stream
+        .peer_cred()
+        .map_err(|e| format!("its credentials are unknown ({e})"))?;
+    let me = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .map_err(|e| format!("this process's uid is unknown ({e})"))?;
+    if peer.uid() == me {
+        Ok(())
+    } else {
+        Err(format!(
+            "its process (pid {:?}) runs as uid {}, not as this keeper's uid {me}",
+            peer.pid(),
+            peer.uid()
+        ))
+    }
 }
