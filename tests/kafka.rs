@@ -97,7 +97,7 @@ async fn a_consumer_group_of_two_shares_the_partitions() -> TestResult {
     let (a, b) = loop {
         let _ = tokio::time::timeout(Duration::from_millis(200), first.recv()).await;
         let _ = tokio::time::timeout(Duration::from_millis(200), second.recv()).await;
-        let partitions = |c: &rdkafka::consumer::StreamConsumer| -> BTreeSet<i32> {
+        let partitions = |c: &drydock::KafkaConsumer| -> BTreeSet<i32> {
             c.assignment()
                 .map(|a| a.elements().iter().map(|e| e.partition()).collect())
                 .unwrap_or_default()
