@@ -266,3 +266,72 @@ async fn a_released_slice_takes_its_topics_with_it() -> TestResult {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_group_rejoining_resumes_at_its_committed_offsets() -> TestResult {
+    use rdkafka::consumer::{CommitMode, Consumer};
+
+    let env = broker().await?;
+    let kafka = env.kafka()?.slice();
+    let topic = kafka.create_topic("ledger", 2).await?;
+    let producer = kafka.producer()?;
+    for i in 0..8 {
+        let key = format!("k{i}");
+        let record = rdkafka::producer::FutureRecord::to(&topic)
+            .key(&key)
+            .payload("entry")
+            .partition(i % 2);
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)?;
+    }
+    // The first member reads every message but commits only the first two of each partition
+    // (no auto-commit, which would commit what it read on close). It is built as a user builds
+    // their own consumer: drydock's settings, one changed, and the `FastStart` context.
+    let mut config = kafka.consumer_config("auditors");
+    config.set("enable.auto.commit", "false");
+    let first: drydock::KafkaConsumer =
+        config.create_with_context(drydock::FastStart::from_config(&config))?;
+    first.subscribe(&[&topic])?;
+    kafka.consume(&first, 8, Duration::from_secs(20)).await?;
+    let mut commit = rdkafka::TopicPartitionList::new();
+    for partition in 0..2 {
+        commit.add_partition_offset(&topic, partition, rdkafka::Offset::Offset(2))?;
+    }
+    first.commit(&commit, CommitMode::Sync)?;
+    assert_eq!(
+        first
+            .committed(Duration::from_secs(10))?
+            .elements()
+            .iter()
+            .map(|e| e.offset())
+            .collect::<Vec<_>>(),
+        vec![rdkafka::Offset::Offset(2); 2]
+    );
+    drop(first);
+
+    // A new member of the same group starts where the group committed, not at the beginning
+    // (auto.offset.reset is earliest): offsets 2 and 3 of each partition, nothing before, and
+    // nothing more.
+    let second = kafka.subscribe("auditors", &[&topic])?;
+    let resumed = kafka.consume(&second, 4, Duration::from_secs(20)).await?;
+    let got: BTreeSet<(i32, i64)> = resumed.iter().map(|m| (m.partition, m.offset)).collect();
+    assert_eq!(
+        got,
+        BTreeSet::from([(0, 2), (0, 3), (1, 2), (1, 3)]),
+        "{resumed:?}"
+    );
+    let more = kafka.consume(&second, 1, Duration::from_secs(1)).await;
+    assert!(matches!(more, Err(Error::NoMessage { .. })), "{more:?}");
+
+    // A group that never committed starts at the beginning of each partition.
+    let fresh = kafka.subscribe("newcomers", &[&topic])?;
+    let from_start = kafka.consume(&fresh, 8, Duration::from_secs(20)).await?;
+    assert_eq!(
+        from_start.iter().filter(|m| m.offset == 0).count(),
+        2,
+        "{from_start:?}"
+    );
+    Ok(())
+}
