@@ -37,9 +37,17 @@ pub(crate) fn base_config(server: &KafkaServer) -> ClientConfig {
 
 /// Settings for every client: short socket and backoff bounds (librdkafka retries for minutes
 /// by default), and Nagle off (a test's small requests must not wait for an ACK to coalesce).
+///
+/// `reconnect.backoff.ms` 20 (not 100): librdkafka opens a new cluster connection at most every
+/// `reconnect.backoff.ms / 2`, and a new consumer needs one soon after its first Metadata
+/// answer retires the bootstrap connection (its FindCoordinator is lost with it) — that wait
+/// was ≈ 50 ms in one new consumer of five. `retry.backoff.ms` 20 (not 100): a retried request,
+/// and the fast metadata refresh for a topic or leader not yet known, come sooner.
 pub(crate) const CLIENT_SETTINGS: &[(&str, &str)] = &[
     ("socket.timeout.ms", "10000"),
+    ("reconnect.backoff.ms", "20"),
     ("reconnect.backoff.max.ms", "1000"),
+    ("retry.backoff.ms", "20"),
     ("socket.nagle.disable", "true"),
 ];
 
