@@ -335,3 +335,30 @@ async fn a_group_rejoining_resumes_at_its_committed_offsets() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_manual_assignment_reads_from_the_beginning_without_a_group() -> TestResult {
+    let env = broker().await?;
+    let kafka = env.kafka()?.slice();
+    let topic = kafka.create_topic("archive", 2).await?;
+    for partition in 0..2 {
+        let record = rdkafka::producer::FutureRecord::to(&topic)
+            .key("k")
+            .payload("old")
+            .partition(partition);
+        kafka
+            .producer()?
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)?;
+    }
+    // Only partition 1, from its beginning: the message on partition 0 never arrives.
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment.add_partition_offset(&topic, 1, rdkafka::Offset::Beginning)?;
+    let reader = kafka.assign("archivist", &assignment).await?;
+    let got = kafka.consume(&reader, 1, Duration::from_secs(20)).await?;
+    assert_eq!((got[0].partition, got[0].offset), (1, 0));
+    let more = kafka.consume(&reader, 1, Duration::from_secs(1)).await;
+    assert!(matches!(more, Err(Error::NoMessage { .. })), "{more:?}");
+    Ok(())
+}
