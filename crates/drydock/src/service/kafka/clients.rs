@@ -111,7 +111,7 @@ const COMMITTED_LOOKUP: Duration = Duration::from_secs(3);
 ///
 /// ```no_run
 /// # fn demo(kafka: &drydock::KafkaSlice) -> drydock::Result<()> {
-/// use drydock::rdkafka::consumer::{Consumer, StreamConsumer};
+/// use drydock::rdkafka::consumer::StreamConsumer;
 /// use drydock::FastStart;
 ///
 /// let config = kafka.consumer_config("billing");          // your settings on top, then:
