@@ -97,7 +97,7 @@ async fn a_consumer_group_of_two_shares_the_partitions() -> TestResult {
     let (a, b) = loop {
         let _ = tokio::time::timeout(Duration::from_millis(200), first.recv()).await;
         let _ = tokio::time::timeout(Duration::from_millis(200), second.recv()).await;
-        let partitions = |c: &rdkafka::consumer::StreamConsumer| -> BTreeSet<i32> {
+        let partitions = |c: &drydock::KafkaConsumer| -> BTreeSet<i32> {
             c.assignment()
                 .map(|a| a.elements().iter().map(|e| e.partition()).collect())
                 .unwrap_or_default()
@@ -264,5 +264,101 @@ async fn a_released_slice_takes_its_topics_with_it() -> TestResult {
         assert!(Instant::now() < deadline, "{topic} outlived its slice");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_group_rejoining_resumes_at_its_committed_offsets() -> TestResult {
+    use rdkafka::consumer::{CommitMode, Consumer};
+
+    let env = broker().await?;
+    let kafka = env.kafka()?.slice();
+    let topic = kafka.create_topic("ledger", 2).await?;
+    let producer = kafka.producer()?;
+    for i in 0..8 {
+        let key = format!("k{i}");
+        let record = rdkafka::producer::FutureRecord::to(&topic)
+            .key(&key)
+            .payload("entry")
+            .partition(i % 2);
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)?;
+    }
+    // The first member reads every message but commits only the first two of each partition
+    // (no auto-commit, which would commit what it read on close). It is built as a user builds
+    // their own consumer: drydock's settings, one changed, and the `FastStart` context.
+    let mut config = kafka.consumer_config("auditors");
+    config.set("enable.auto.commit", "false");
+    let first: drydock::KafkaConsumer =
+        config.create_with_context(drydock::FastStart::from_config(&config))?;
+    first.subscribe(&[&topic])?;
+    kafka.consume(&first, 8, Duration::from_secs(20)).await?;
+    let mut commit = rdkafka::TopicPartitionList::new();
+    for partition in 0..2 {
+        commit.add_partition_offset(&topic, partition, rdkafka::Offset::Offset(2))?;
+    }
+    first.commit(&commit, CommitMode::Sync)?;
+    assert_eq!(
+        first
+            .committed(Duration::from_secs(10))?
+            .elements()
+            .iter()
+            .map(|e| e.offset())
+            .collect::<Vec<_>>(),
+        vec![rdkafka::Offset::Offset(2); 2]
+    );
+    drop(first);
+
+    // A new member of the same group starts where the group committed, not at the beginning
+    // (auto.offset.reset is earliest): offsets 2 and 3 of each partition, nothing before, and
+    // nothing more.
+    let second = kafka.subscribe("auditors", &[&topic])?;
+    let resumed = kafka.consume(&second, 4, Duration::from_secs(20)).await?;
+    let got: BTreeSet<(i32, i64)> = resumed.iter().map(|m| (m.partition, m.offset)).collect();
+    assert_eq!(
+        got,
+        BTreeSet::from([(0, 2), (0, 3), (1, 2), (1, 3)]),
+        "{resumed:?}"
+    );
+    let more = kafka.consume(&second, 1, Duration::from_secs(1)).await;
+    assert!(matches!(more, Err(Error::NoMessage { .. })), "{more:?}");
+
+    // A group that never committed starts at the beginning of each partition.
+    let fresh = kafka.subscribe("newcomers", &[&topic])?;
+    let from_start = kafka.consume(&fresh, 8, Duration::from_secs(20)).await?;
+    assert_eq!(
+        from_start.iter().filter(|m| m.offset == 0).count(),
+        2,
+        "{from_start:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_manual_assignment_reads_from_the_beginning_without_a_group() -> TestResult {
+    let env = broker().await?;
+    let kafka = env.kafka()?.slice();
+    let topic = kafka.create_topic("archive", 2).await?;
+    for partition in 0..2 {
+        let record = rdkafka::producer::FutureRecord::to(&topic)
+            .key("k")
+            .payload("old")
+            .partition(partition);
+        kafka
+            .producer()?
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)?;
+    }
+    // Only partition 1, from its beginning: the message on partition 0 never arrives.
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment.add_partition_offset(&topic, 1, rdkafka::Offset::Beginning)?;
+    let reader = kafka.assign("archivist", &assignment).await?;
+    let got = kafka.consume(&reader, 1, Duration::from_secs(20)).await?;
+    assert_eq!((got[0].partition, got[0].offset), (1, 0));
+    let more = kafka.consume(&reader, 1, Duration::from_secs(1)).await;
+    assert!(matches!(more, Err(Error::NoMessage { .. })), "{more:?}");
     Ok(())
 }

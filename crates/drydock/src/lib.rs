@@ -74,7 +74,9 @@ pub use services::Services;
 pub use shared::Slice;
 
 #[cfg(feature = "kafka")]
-pub use service::kafka::{Kafka, KafkaFlavour, KafkaServer, KafkaSlice, Received};
+pub use service::kafka::{
+    FastStart, Kafka, KafkaConsumer, KafkaFlavour, KafkaServer, KafkaSlice, Received,
+};
 #[cfg(feature = "postgres")]
 pub use service::postgres::{Postgres, PostgresDb, PostgresServer};
 #[cfg(feature = "redis")]

@@ -14,8 +14,8 @@ use std::{fmt, sync::Arc, time::Duration};
 use serde::{Deserialize, Serialize};
 
 use clients::delete_prefixed;
-pub use clients::Received;
-pub use slice::KafkaSlice;
+pub use clients::{FastStart, Received};
+pub use slice::{KafkaConsumer, KafkaSlice};
 
 use super::Router;
 use super::{

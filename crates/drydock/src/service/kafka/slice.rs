@@ -9,12 +9,20 @@ use std::{
 use rdkafka::{
     admin::AdminClient,
     client::DefaultClientContext,
-    consumer::{Consumer, StreamConsumer},
+    consumer::{Consumer, ConsumerContext, StreamConsumer},
     message::{Header, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
+    ClientConfig,
 };
 
-use super::{clients, KafkaServer, Received};
+use super::{
+    clients::{self, FastStart, OffThread},
+    KafkaServer, Received,
+};
+
+/// The consumer drydock hands out: rdkafka's [`StreamConsumer`] with [`FastStart`], which starts
+/// newly assigned partitions without librdkafka's fixed 100 ms pause.
+pub type KafkaConsumer = StreamConsumer<FastStart>;
 use crate::error::{Error, Result};
 
 /// Kafka as a test reaches it: the broker, and topic names and consumer groups under a prefix
@@ -36,8 +44,11 @@ use crate::error::{Error, Result};
 pub struct KafkaSlice {
     server: KafkaServer,
     prefix: String,
-    /// One producer for every send: a librdkafka client costs a bootstrap and threads.
-    producer: Arc<OnceLock<FutureProducer>>,
+    /// One producer for every send: a librdkafka client costs a bootstrap and threads (a
+    /// producer per send took ≈ 100 ms, a reused one sends in ≈ 1 ms).
+    producer: Arc<OnceLock<OffThread<FutureProducer>>>,
+    /// One admin client for every topic this slice creates, for the same reason.
+    admin: Arc<OnceLock<OffThread<Arc<AdminClient<DefaultClientContext>>>>>,
 }
 
 impl KafkaSlice {
@@ -46,6 +57,7 @@ impl KafkaSlice {
             server,
             prefix,
             producer: Arc::default(),
+            admin: Arc::default(),
         }
     }
 
@@ -95,8 +107,36 @@ impl KafkaSlice {
     pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<String> {
         let topic = self.topic(name);
         check_topic(name, &topic, partitions)?;
-        clients::create_topic(&self.server, &topic, partitions).await?;
+        let admin = match self.admin.get() {
+            Some(admin) => admin,
+            None => {
+                let created = OffThread::new(Arc::new(self.admin()?));
+                self.admin.get_or_init(|| created)
+            }
+        };
+        clients::create_topic(&self.server, admin, &topic, partitions).await?;
         Ok(topic)
+    }
+
+    /// Settings for a client of one's own (admin, or a base to build on): this broker, bounded
+    /// timeouts and backoffs, Nagle off. The README's Kafka section lists them with reasons.
+    pub fn client_config(&self) -> ClientConfig {
+        clients::base_config(&self.server)
+    }
+
+    /// Settings for a producer of one's own: [`client_config`](Self::client_config), sends that
+    /// fail within 10 s, and `linger.ms` 0 (no batching delay).
+    pub fn producer_config(&self) -> ClientConfig {
+        clients::producer_config(&self.server)
+    }
+
+    /// Settings for a consumer of one's own in this slice's group `group`:
+    /// [`client_config`](Self::client_config), the earliest offset for a new group, and
+    /// `fetch.wait.max.ms` 5 (tansu sleeps out the whole wait on every fetch). Create it with
+    /// [`FastStart`] as its context (`config.create_with_context(FastStart::from_config(&config))`)
+    /// to skip librdkafka's fixed 100 ms before a new group's first fetch.
+    pub fn consumer_config(&self, group: &str) -> ClientConfig {
+        clients::consumer_config(&self.server, &self.group(group))
     }
 
     /// A producer whose sends fail within 10 s instead of retrying forever.
@@ -105,16 +145,60 @@ impl KafkaSlice {
     }
 
     /// A consumer in this slice's group `group`, reading from the earliest offset.
-    pub fn consumer(&self, group: &str) -> Result<StreamConsumer> {
+    pub fn consumer(&self, group: &str) -> Result<KafkaConsumer> {
         clients::consumer(&self.server, &self.group(group))
     }
 
     /// [`consumer`](Self::consumer), subscribed to `topics` (full names).
-    pub fn subscribe(&self, group: &str, topics: &[&str]) -> Result<StreamConsumer> {
+    pub fn subscribe(&self, group: &str, topics: &[&str]) -> Result<KafkaConsumer> {
         let consumer = self.consumer(group)?;
         consumer
             .subscribe(topics)
             .map_err(|e| clients::kafka_error(&self.server, "subscribing", e))?;
+        Ok(consumer)
+    }
+
+    /// A consumer (in group `group`, for commits) reading exactly `assignment` — manual
+    /// assignment, no group rebalancing — once the broker's metadata shows its topics.
+    ///
+    /// Why the metadata first: librdkafka looks a logical start offset (`Offset::Beginning`,
+    /// `End`) up only from the partition's leader, and a consumer assigned before it knows the
+    /// leader waits a fixed 500 ms (`rd_kafka_toppar_offset_request`) before it asks again; with
+    /// the leader known the first message comes in ≈ 10 ms. Do the same with a consumer of your
+    /// own: `consumer.fetch_metadata(Some(topic), timeout)` before `assign`.
+    pub async fn assign(
+        &self,
+        group: &str,
+        assignment: &rdkafka::TopicPartitionList,
+    ) -> Result<KafkaConsumer> {
+        let consumer = Arc::new(self.consumer(group)?);
+        let mut topics: Vec<String> = assignment
+            .elements()
+            .iter()
+            .map(|e| e.topic().to_string())
+            .collect();
+        topics.dedup();
+        let looked_up = Arc::clone(&consumer);
+        tokio::task::spawn_blocking(move || {
+            topics.iter().try_for_each(|topic| {
+                looked_up
+                    .fetch_metadata(Some(topic), clients::REQUEST_TIMEOUT)
+                    .map(drop)
+            })
+        })
+        .await
+        .map_err(|e| clients::kafka_error(&self.server, "metadata task", e))?
+        .map_err(|e| clients::kafka_error(&self.server, "fetching metadata to assign", e))?;
+        let consumer = Arc::into_inner(consumer).ok_or_else(|| {
+            clients::kafka_error(
+                &self.server,
+                "assigning",
+                "the metadata task kept the consumer",
+            )
+        })?;
+        consumer
+            .assign(assignment)
+            .map_err(|e| clients::kafka_error(&self.server, "assigning", e))?;
         Ok(consumer)
     }
 
@@ -151,7 +235,7 @@ impl KafkaSlice {
         let producer = match self.producer.get() {
             Some(producer) => producer,
             None => {
-                let created = self.producer()?;
+                let created = OffThread::new(self.producer()?);
                 self.producer.get_or_init(|| created)
             }
         };
@@ -177,9 +261,9 @@ impl KafkaSlice {
 
     /// The next `n` messages `consumer` receives, or an error within `timeout` that lists what
     /// did arrive.
-    pub async fn consume(
+    pub async fn consume<C: ConsumerContext + 'static>(
         &self,
-        consumer: &StreamConsumer,
+        consumer: &StreamConsumer<C>,
         n: usize,
         timeout: Duration,
     ) -> Result<Vec<Received>> {
@@ -205,9 +289,9 @@ impl KafkaSlice {
 
     /// The first message `consumer` receives that satisfies `predicate`, or an error within
     /// `timeout` that lists every message that arrived instead.
-    pub async fn wait_for(
+    pub async fn wait_for<C: ConsumerContext + 'static>(
         &self,
-        consumer: &StreamConsumer,
+        consumer: &StreamConsumer<C>,
         timeout: Duration,
         predicate: impl Fn(&Received) -> bool,
     ) -> Result<Received> {
