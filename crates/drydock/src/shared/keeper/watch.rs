@@ -109,10 +109,14 @@ pub(super) async fn watch(keeper: Arc<Keeper>, resources: Arc<Resources>) {
 /// like now: a test attaching right after a `docker restart` gets the restarted server's
 /// slice, not the old one's, however the watcher's round falls.
 pub(super) async fn caught_up(keeper: &Keeper, resources: &Resources, bound: Duration) {
-    let mut now = Vec::new();
-    for (_, started) in &resources.services {
-        now.push(look(&started.container()).await);
-    }
+    // All at once: an attach waits for the slowest inspection, not for their sum.
+    let now = futures::future::join_all(
+        resources
+            .services
+            .iter()
+            .map(|(_, started)| async move { look(&started.container()).await }),
+    )
+    .await;
     let mut seen = keeper.seen.subscribe();
     let _ = tokio::time::timeout(bound, async {
         loop {
