@@ -215,19 +215,24 @@ static REDIS_PASSWORD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 /// The PostgreSQL connection options, with the address to be filled in per path.
 static POSTGRES: std::sync::OnceLock<sqlx::postgres::PgConnectOptions> = std::sync::OnceLock::new();
 
+/// A connection to the environment's PostgreSQL through `address`.
+async fn postgres_connection(address: &str) -> BenchResult<PgConnection> {
+    let (host, port) = address.rsplit_once(':').ok_or("no port")?;
+    let options = POSTGRES
+        .get()
+        .ok_or("no postgres")?
+        .clone()
+        .host(host)
+        .port(port.parse()?);
+    Ok(PgConnection::connect_with(&options).await?)
+}
+
 fn postgres_exchanges(
     address: String,
     exchanges: usize,
 ) -> Pin<Box<dyn Future<Output = BenchResult<Vec<Duration>>> + Send>> {
     Box::pin(async move {
-        let (host, port) = address.rsplit_once(':').ok_or("no port")?;
-        let options = POSTGRES
-            .get()
-            .ok_or("no postgres")?
-            .clone()
-            .host(host)
-            .port(port.parse()?);
-        let mut connection = PgConnection::connect_with(&options).await?;
+        let mut connection = postgres_connection(&address).await?;
         let mut samples = Vec::with_capacity(exchanges);
         for _ in 0..exchanges {
             let started = Instant::now();
@@ -323,14 +328,7 @@ fn sink_bulk(address: String) -> Pin<Box<dyn Future<Output = BenchResult<f64>> +
 fn postgres_bulk(address: String) -> Pin<Box<dyn Future<Output = BenchResult<f64>> + Send>> {
     Box::pin(async move {
         use futures::StreamExt;
-        let (host, port) = address.rsplit_once(':').ok_or("no port")?;
-        let options = POSTGRES
-            .get()
-            .ok_or("no postgres")?
-            .clone()
-            .host(host)
-            .port(port.parse()?);
-        let mut connection = PgConnection::connect_with(&options).await?;
+        let mut connection = postgres_connection(&address).await?;
         // Rows of 1000 characters, made by the server: what crosses the path is the rows.
         let rows = SERVICE_BULK / 1001;
         let started = Instant::now();

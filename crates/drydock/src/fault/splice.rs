@@ -43,14 +43,8 @@ impl Pipe {
         loop {
             source.readable().await?;
             let moved = source.try_io(Interest::READABLE, || {
-                Ok(splice(
-                    source,
-                    None,
-                    &self.write,
-                    None,
-                    self.capacity,
-                    SpliceFlags::NONBLOCK | SpliceFlags::MOVE,
-                )?)
+                self.try_fill(source)?
+                    .ok_or_else(|| io::ErrorKind::WouldBlock.into())
             });
             match moved {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
