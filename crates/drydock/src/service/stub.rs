@@ -123,6 +123,52 @@ impl HttpStub {
 pub struct StubSlicer {
     root: StubEndpoint,
     sharing: Sharing,
+    /// One admin handle for every slice's namespace: its HTTP client keeps its connection,
+    /// so a namespace costs one request, not a client, a connection and a health check.
+    admin: tokio::sync::OnceCell<Arc<StubServer>>,
+    /// Namespaces created ahead of the slices that take them: a cut takes one, and another
+    /// is created meanwhile, as the PostgreSQL clone pool does.
+    ready: std::sync::Mutex<Vec<String>>,
+}
+
+/// How many namespaces a shared stub keeps created ahead.
+const NAMESPACES_AHEAD: usize = 4;
+
+impl StubSlicer {
+    async fn admin(&self) -> Result<Arc<StubServer>> {
+        self.admin
+            .get_or_try_init(|| async { Ok(Arc::new(self.root.admin().await?)) })
+            .await
+            .cloned()
+    }
+
+    /// Creates a namespace on the server, named uniquely in this process: a slicer prepared
+    /// anew (after a restart) never reuses a name an older slice's lease still removes.
+    async fn create_namespace(&self) -> Result<String> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let name = format!(
+            "slice-ns-{}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        self.admin().await?.namespace(&name).await?;
+        Ok(name)
+    }
+
+    /// Creates namespaces until [`NAMESPACES_AHEAD`] are ready; a failure is left to the cut
+    /// that finds none ready (it creates its own, and reports).
+    async fn fill(self: Arc<Self>) {
+        while lock(&self.ready).len() < NAMESPACES_AHEAD {
+            match self.create_namespace().await {
+                Ok(name) => lock(&self.ready).push(name),
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A list of names: a panic elsewhere leaves it consistent.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Service for HttpStub {
@@ -252,6 +298,8 @@ impl Service for HttpStub {
         Ok(StubSlicer {
             root: server.clone(),
             sharing,
+            admin: tokio::sync::OnceCell::new(),
+            ready: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -259,19 +307,18 @@ impl Service for HttpStub {
         String::new()
     }
 
-    async fn cut(slicer: &Arc<StubSlicer>, slice: SliceId) -> Result<Lease<String>> {
+    async fn cut(slicer: &Arc<StubSlicer>, _: SliceId) -> Result<Lease<String>> {
         if slicer.sharing == Sharing::Owned {
             return Ok(Lease::unguarded(String::new()));
         }
-        let name = slice.name();
-        slicer.root.admin().await?.namespace(&name).await?;
-        Ok(Lease::new(
-            name.clone(),
-            SliceNamespace {
-                root: slicer.root.clone(),
-                name,
-            },
-        ))
+        let ready = lock(&slicer.ready).pop();
+        let name = match ready {
+            Some(name) => name,
+            None => slicer.create_namespace().await?,
+        };
+        tokio::spawn(Arc::clone(slicer).fill());
+        let admin = slicer.admin().await?;
+        Ok(Lease::new(name.clone(), SliceNamespace { admin, name }))
     }
 
     fn route(server: &StubEndpoint, router: &mut Router) -> Result<StubEndpoint> {
@@ -340,25 +387,18 @@ impl Service for HttpStub {
 
 /// A slice's namespace, removed with its stubs and journal (in the background) when the lease ends.
 struct SliceNamespace {
-    root: StubEndpoint,
+    admin: Arc<StubServer>,
     name: String,
 }
 
 impl Drop for SliceNamespace {
     fn drop(&mut self) {
-        let (root, name) = (self.root.clone(), std::mem::take(&mut self.name));
+        let (admin, name) = (Arc::clone(&self.admin), std::mem::take(&mut self.name));
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         runtime.spawn(async move {
-            let removed = async {
-                root.admin()
-                    .await?
-                    .remove_namespace(&name)
-                    .await
-                    .map_err(Error::from)
-            };
-            if let Err(e) = removed.await {
+            if let Err(e) = admin.remove_namespace(&name).await {
                 eprintln!("drydock keeper: removing stub namespace {name}: {e}");
             }
         });

@@ -87,6 +87,9 @@ const STATUS_BOUND: Duration = Duration::from_secs(3);
 /// How often an attach waiting for its slice checks that the keeper still answers, so a keeper
 /// that hangs meanwhile costs seconds, not the whole slice bound.
 const STATUS_EVERY: Duration = Duration::from_secs(2);
+/// How long an attach waits for its slice before it first checks that the keeper answers: a
+/// ready keeper answers within milliseconds, so this is about as soon as a hung one is noticed.
+const FIRST_STATUS_AFTER: Duration = Duration::from_millis(500);
 /// How long a freshly spawned keeper may take to listen.
 const KEEPER_LISTEN_TIMEOUT: Duration = Duration::from_secs(15);
 /// The shortest grace period that lets the next test process of a run attach.
@@ -235,6 +238,18 @@ async fn connect(mut builder: EnvBuilder, mode: Mode) -> Result<Connected> {
         services: builder.specs()?,
     };
     let span = tracing::info_span!("attach", %run, env = %identity);
+    if let Some(granted) = ask_listening_keeper(&dir, mode).await {
+        let (stream, grant) = granted?;
+        return Ok(Connected {
+            builder,
+            dir,
+            run,
+            identity,
+            owner,
+            stream,
+            grant,
+        });
+    }
     // Socket, lock and process work is blocking, and short; keep it off the async workers.
     let task_dir = dir.clone();
     let (stream, grant) = tokio::task::spawn_blocking(move || {
@@ -318,27 +333,57 @@ fn parse_duration(text: &str) -> Option<Duration> {
     Some(Duration::from_secs(n.checked_mul(unit)?))
 }
 
+/// A slice from a keeper that listens and answers at once — the common case, once the
+/// environment runs — without a hop to a blocking thread. `None` when there is no answer within
+/// [`FIRST_STATUS_AFTER`] (no keeper, one still starting the environment, or a hung one): the
+/// caller then takes the way that starts, waits for and replaces keepers.
+async fn ask_listening_keeper(
+    dir: &RunDir,
+    mode: Mode,
+) -> Option<Result<(UnixStream, SliceGrant)>> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(dir.socket()).await.ok()?;
+    let request = match request_line(dir, mode) {
+        Ok(request) => request,
+        Err(Attempt::Failed(e) | Attempt::Lost(e)) => return Some(Err(e)),
+    };
+    stream.write_all(&request).await.ok()?;
+    let mut line = String::new();
+    let mut reader = tokio::io::BufReader::new(&mut stream);
+    match tokio::time::timeout(FIRST_STATUS_AFTER, reader.read_line(&mut line)).await {
+        Ok(Ok(n)) if n > 0 => {}
+        // Closed, reset, or slow: the way that copes with those tries again.
+        _ => return None,
+    }
+    drop(reader);
+    let grant = match grant_of(dir, &line) {
+        Ok(grant) => grant,
+        Err(Attempt::Failed(e) | Attempt::Lost(e)) => return Some(Err(e)),
+    };
+    // The slice is held by this connection, as a blocking socket, from here on.
+    let stream = stream.into_std().and_then(|stream| {
+        stream.set_nonblocking(false)?;
+        Ok(stream)
+    });
+    Some(
+        stream.map(|stream| (stream, grant)).map_err(|e| {
+            Error::keeper_io(dir.path(), "connection cannot be kept for the slice", e)
+        }),
+    )
+}
+
 /// A connection to the environment's keeper, starting the keeper when there is none.
 ///
-/// A keeper is first asked for its status, within [`STATUS_BOUND`]: one that does not answer
-/// (hung, or stopped) is replaced under the election lock (see [`replace_hung`]).
+/// A keeper that listens is asked for the slice at once: an attach costs one round trip. One
+/// that accepts and does not answer (hung, or stopped) is found by [`request_slice`]'s status
+/// requests and replaced (see [`replace_hung`]).
 fn connect_or_spawn(dir: &RunDir, spec: &KeeperSpec) -> Result<UnixStream> {
-    let keeper_pid = || std::fs::read_to_string(dir.pid_file()).ok();
-    let first = probe(dir);
-    if let Probe::Answers = first {
-        if let Ok(stream) = UnixStream::connect(dir.socket()) {
-            return Ok(stream);
-        }
+    if let Ok(stream) = UnixStream::connect(dir.socket()) {
+        return Ok(stream);
     }
-    let hung_pid = matches!(first, Probe::Hung).then(keeper_pid);
     let _lock = dir.lock(ELECTION_TIMEOUT)?;
-    // The same keeper found hung before the lock, and none started since: no second wait.
-    let now = match hung_pid {
-        Some(pid) if pid == keeper_pid() => Probe::Hung,
-        // Whoever held the lock before may have started it, or the keeper hung.
-        _ => probe(dir),
-    };
-    match now {
+    // Whoever held the lock before may have started it, or the keeper hung.
+    match probe(dir) {
         Probe::Answers => {
             if let Ok(stream) = UnixStream::connect(dir.socket()) {
                 return Ok(stream);
@@ -469,21 +514,11 @@ fn request_slice(
         _ => Attempt::Failed(io(e)),
     };
     let mut writer = stream.try_clone().map_err(|e| Attempt::Failed(io(e)))?;
-    let pid = std::process::id();
-    let mut request = serde_json::to_vec(&match mode {
-        Mode::Attach => Request::Attach { pid },
-        Mode::Hold => Request::Hold { pid },
-    })
-    .map_err(|e| {
-        Attempt::Failed(Error::keeper(
-            dir.path(),
-            format!("request cannot be written: {e}"),
-        ))
-    })?;
-    request.push(b'\n');
-    writer.write_all(&request).map_err(lost_or_failed)?;
+    writer
+        .write_all(&request_line(dir, mode)?)
+        .map_err(lost_or_failed)?;
     stream
-        .set_read_timeout(Some(STATUS_EVERY))
+        .set_read_timeout(Some(FIRST_STATUS_AFTER))
         .map_err(|e| Attempt::Failed(io(e)))?;
     let deadline = Instant::now() + bound;
     let mut line = String::new();
@@ -510,12 +545,20 @@ fn request_slice(
                     }));
                 }
                 // Still starting the environment, or hung? A status request tells.
+                let keeper_pid = || std::fs::read_to_string(dir.pid_file()).ok();
+                let pid_probed = keeper_pid();
                 match probe(dir) {
-                    Probe::Answers => {}
+                    Probe::Answers => {
+                        stream
+                            .set_read_timeout(Some(STATUS_EVERY))
+                            .map_err(|e| Attempt::Failed(io(e)))?;
+                    }
                     Probe::Absent => return Err(Attempt::Lost(closed(dir))),
                     Probe::Hung => {
                         let _lock = dir.lock(ELECTION_TIMEOUT).map_err(Attempt::Failed)?;
-                        if let Probe::Hung = probe(dir) {
+                        // The same keeper, and none started since: no second wait. Another
+                        // may have been started while this one waited for the lock.
+                        if keeper_pid() == pid_probed || matches!(probe(dir), Probe::Hung) {
                             replace_hung(dir);
                         }
                         return Err(Attempt::Lost(Error::keeper(
@@ -534,8 +577,30 @@ fn request_slice(
     stream
         .set_read_timeout(None)
         .map_err(|e| Attempt::Failed(io(e)))?;
-    match serde_json::from_str::<Response>(&line) {
-        Ok(Response::Slice(grant)) => Ok((stream, *grant)),
+    Ok((stream, grant_of(dir, &line)?))
+}
+
+/// The request that asks for a slice, as one line.
+fn request_line(dir: &RunDir, mode: Mode) -> std::result::Result<Vec<u8>, Attempt> {
+    let pid = std::process::id();
+    let mut request = serde_json::to_vec(&match mode {
+        Mode::Attach => Request::Attach { pid },
+        Mode::Hold => Request::Hold { pid },
+    })
+    .map_err(|e| {
+        Attempt::Failed(Error::keeper(
+            dir.path(),
+            format!("request cannot be written: {e}"),
+        ))
+    })?;
+    request.push(b'\n');
+    Ok(request)
+}
+
+/// The slice in the keeper's answer `line`, or the failure it answered.
+fn grant_of(dir: &RunDir, line: &str) -> std::result::Result<SliceGrant, Attempt> {
+    match serde_json::from_str::<Response>(line) {
+        Ok(Response::Slice(grant)) => Ok(*grant),
         Ok(Response::Failed(message)) => Err(Attempt::Failed(Error::Shared {
             environment: environment_name(dir.path()),
             message: format!(

@@ -76,6 +76,8 @@ pub(super) struct Keeper {
     pub seen: watch::Sender<Vec<Option<super::watch::Seen>>>,
     /// Set when it removes its environment: the watcher stops following the containers.
     pub ending: std::sync::atomic::AtomicBool,
+    /// The engine's events about the service containers, as far as the watcher followed them.
+    pub events: super::watch::Events,
 }
 
 /// A slice the keeper holds itself: its leases give it back when dropped.
@@ -223,6 +225,7 @@ pub(super) async fn serve(dir: RunDir) -> Result<()> {
         problems: watch::channel(Vec::new()).0,
         seen: watch::channel(Vec::new()).0,
         ending: std::sync::atomic::AtomicBool::new(false),
+        events: super::watch::Events::default(),
     });
     let (env_tx, env_rx) = tokio::sync::oneshot::channel();
     let starter = tokio::spawn(start(Arc::clone(&keeper), env_tx));
