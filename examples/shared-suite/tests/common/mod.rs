@@ -1,6 +1,6 @@
-//! The suite's 50 tests, written once and run by three harnesses (see `scripts/bench-suite`):
-//! drydock's shared environment (`suite.rs`), a container per test (`container_per_test.rs`)
-//! and `#[sqlx::test]`'s fresh migrated database per test (`migrate_per_test.rs`).
+//! The suite's 50 tests, written once for the harness of `suite.rs` (drydock's shared
+//! environment). The suite benchmark, with its baselines, is `examples/suite-bench`
+//! (`scripts/bench-suite`).
 
 #![allow(dead_code)] // each harness uses part of this
 

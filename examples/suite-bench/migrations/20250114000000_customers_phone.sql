@@ -1,0 +1,2 @@
+-- 14/30: customers phone
+ALTER TABLE customers ADD COLUMN phone text;

@@ -1,0 +1,2 @@
+-- 15/30: customers email lower
+CREATE UNIQUE INDEX customers_email_lower ON customers (lower(email));

@@ -1,0 +1,2 @@
+-- 17/30: orders coupon
+ALTER TABLE orders ADD COLUMN coupon_code text REFERENCES coupons(code);

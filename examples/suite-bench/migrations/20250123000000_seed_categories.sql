@@ -1,0 +1,2 @@
+-- 23/30: seed categories
+INSERT INTO categories (name) VALUES ('rope'), ('tents'), ('stoves'), ('lamps');
