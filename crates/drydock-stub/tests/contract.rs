@@ -78,8 +78,7 @@ fn conforming() -> Vec<Stub> {
                 "id": "ch_x", "status": "declined", "amount_cents": 1, "currency": "USD",
                 "failure_reason": null
             }))),
-        Stub::get("/v1/charges/ch_broken")
-            .respond(Response::fault(Fault::ConnectionResetByPeer)),
+        Stub::get("/v1/charges/ch_broken").respond(Response::fault(Fault::ConnectionResetByPeer)),
     ]
 }
 
@@ -95,7 +94,11 @@ async fn violations_of(stubs: Vec<Stub>) -> std::result::Result<ContractViolatio
     }
 }
 
-fn find<'v>(violations: &'v ContractViolations, pointer: &str, kind: ViolationKind) -> &'v Violation {
+fn find<'v>(
+    violations: &'v ContractViolations,
+    pointer: &str,
+    kind: ViolationKind,
+) -> &'v Violation {
     violations
         .iter()
         .find(|v| v.pointer() == pointer && v.kind() == kind)
@@ -108,7 +111,11 @@ fn by_label<'v>(violations: &'v ContractViolations, wanted: &str) -> &'v Violati
         .iter()
         .filter(|v| matches!(v.subject(), Subject::Stub { label, .. } if label == wanted))
         .collect();
-    assert_eq!(found.len(), 1, "one violation of `{wanted}` in:\n{violations}");
+    assert_eq!(
+        found.len(),
+        1,
+        "one violation of `{wanted}` in:\n{violations}"
+    );
     found[0]
 }
 
@@ -134,9 +141,8 @@ async fn a_conforming_stub_set_passes() -> Result {
 #[tokio::test]
 async fn a_renamed_field_is_caught_naming_stub_operation_place_and_field() -> Result {
     let drifted = Stub::post("/v1/charges").named("charge succeeds").respond(
-        Response::status(201).json(
-            json!({"id": "ch_1", "status": "succeeded", "amount": 1250, "currency": "EUR"}),
-        ),
+        Response::status(201)
+            .json(json!({"id": "ch_1", "status": "succeeded", "amount": 1250, "currency": "EUR"})),
     );
     let violations = violations_of(vec![drifted]).await?;
     assert_eq!(violations.len(), 2, "{violations}");
@@ -179,8 +185,9 @@ async fn a_renamed_field_is_caught_naming_stub_operation_place_and_field() -> Re
 
 #[tokio::test]
 async fn a_status_the_operation_does_not_declare_is_caught() -> Result {
-    let violations = violations_of(vec![Stub::post("/v1/charges")
-        .respond(Response::status(500).json(error_body("boom")))])
+    let violations = violations_of(vec![
+        Stub::post("/v1/charges").respond(Response::status(500).json(error_body("boom")))
+    ])
     .await?;
     assert_eq!(violations.len(), 1, "{violations}");
     let v = &violations.violations()[0];
@@ -202,7 +209,11 @@ async fn a_wrong_enum_value_and_a_wrong_type_are_caught() -> Result {
     assert_eq!(violations.len(), 3, "{violations}");
     let status = find(&violations, "/status", ViolationKind::Enum);
     assert_eq!(status.operation(), Some("GET /v1/charges/{id}"));
-    assert!(status.message().contains("\"pending\""), "{}", status.message());
+    assert!(
+        status.message().contains("\"pending\""),
+        "{}",
+        status.message()
+    );
     find(&violations, "/amount_cents", ViolationKind::Type);
     // `nullable: true` allows null, and nothing else of another type.
     find(&violations, "/failure_reason", ViolationKind::Type);
@@ -226,27 +237,45 @@ async fn an_undeclared_path_method_or_query_parameter_is_caught() -> Result {
     .await?;
     assert_eq!(violations.len(), 5, "{violations}");
     let refunds = by_label(&violations, "POST /v1/refunds");
-    assert_eq!((refunds.kind(), refunds.place()), (ViolationKind::UnknownPath, &Place::Path));
+    assert_eq!(
+        (refunds.kind(), refunds.place()),
+        (ViolationKind::UnknownPath, &Place::Path)
+    );
     assert_eq!(refunds.operation(), None);
     let delete = by_label(&violations, "DELETE /v1/charges/ch_1");
-    assert_eq!((delete.kind(), delete.place()), (ViolationKind::UnknownMethod, &Place::Method));
+    assert_eq!(
+        (delete.kind(), delete.place()),
+        (ViolationKind::UnknownMethod, &Place::Method)
+    );
     assert!(
-        delete.message().contains("declares GET for `/v1/charges/{id}`, not DELETE"),
+        delete
+            .message()
+            .contains("declares GET for `/v1/charges/{id}`, not DELETE"),
         "{}",
         delete.message()
     );
     let v2 = by_label(&violations, "GET /v2/charges/.*");
     assert_eq!(v2.kind(), ViolationKind::UnknownPath);
-    assert!(v2.message().contains("none starts with `/v2/charges/`"), "{}", v2.message());
+    assert!(
+        v2.message().contains("none starts with `/v2/charges/`"),
+        "{}",
+        v2.message()
+    );
     let page = by_label(&violations, "GET /v1/charges");
     assert_eq!(
         (page.kind(), page.place()),
-        (ViolationKind::UnknownParameter, &Place::Query("page".into()))
+        (
+            ViolationKind::UnknownParameter,
+            &Place::Query("page".into())
+        )
     );
     let id = by_label(&violations, "GET /v1/charges/42");
     assert_eq!(
         (id.kind(), id.place()),
-        (ViolationKind::InvalidParameter, &Place::PathParameter("id".into()))
+        (
+            ViolationKind::InvalidParameter,
+            &Place::PathParameter("id".into())
+        )
     );
     assert!(id.message().contains("\"42\""), "{}", id.message());
     Ok(())
@@ -287,7 +316,10 @@ async fn response_headers_and_request_body_patterns_are_checked() -> Result {
     assert_eq!(value.kind(), ViolationKind::InvalidParameter);
     assert!(value.message().contains("\"soon\""), "{}", value.message());
     let body = by_label(&violations, "amount as text");
-    assert_eq!((body.pointer(), body.kind()), ("/amount_cents", ViolationKind::Type));
+    assert_eq!(
+        (body.pointer(), body.kind()),
+        ("/amount_cents", ViolationKind::Type)
+    );
     assert_eq!(body.place(), &Place::RequestBody);
     let missing = by_label(&violations, "no body for 402");
     assert_eq!(missing.kind(), ViolationKind::MissingBody);
@@ -325,13 +357,20 @@ async fn requests_the_system_under_test_sent_are_checked() -> Result {
     // provider does not have.
     tenant.clear_requests().await?;
     let mut forgetful = new_charge();
-    forgetful.as_object_mut().expect("an object").remove("customer_id");
+    forgetful
+        .as_object_mut()
+        .expect("an object")
+        .remove("customer_id");
     let answer = http
         .post(format!("{}/v1/charges", tenant.url()))
         .json(&forgetful)
         .send()
         .await?;
-    assert_eq!(answer.status(), 201, "the stub answers anyway: only the contract catches it");
+    assert_eq!(
+        answer.status(),
+        201,
+        "the stub answers anyway: only the contract catches it"
+    );
     http.get(format!("{}/v1/charges?limit=500", tenant.url()))
         .send()
         .await?;
@@ -339,8 +378,7 @@ async fn requests_the_system_under_test_sent_are_checked() -> Result {
         .json(&json!({}))
         .send()
         .await?;
-    let Err(StubError::Contract(violations)) = tenant.check_received_against(&spec()).await
-    else {
+    let Err(StubError::Contract(violations)) = tenant.check_received_against(&spec()).await else {
         panic!("the journal breaks the contract");
     };
     assert_eq!(violations.len(), 4, "{violations}");
@@ -421,9 +459,11 @@ async fn recorded_traffic_is_checked() -> Result {
     // The "provider" has drifted from its published spec: it now says `amount`.
     let provider = StubServer::start().await?;
     provider
-        .mount(Stub::post("/v1/charges").respond(Response::status(201).json(
-            json!({"id": "ch_9", "status": "succeeded", "amount": 5, "currency": "EUR"}),
-        )))
+        .mount(
+            Stub::post("/v1/charges").respond(Response::status(201).json(
+                json!({"id": "ch_9", "status": "succeeded", "amount": 5, "currency": "EUR"}),
+            )),
+        )
         .await?;
     provider
         .mount(Stub::get("/v1/charges/ch_9").respond(Response::ok().json(
@@ -454,7 +494,11 @@ async fn recorded_traffic_is_checked() -> Result {
     assert_eq!(violations.len(), 2, "{violations}");
     let renamed = find(&violations, "/amount", ViolationKind::NotAllowed);
     match renamed.subject() {
-        Subject::Stub { file: Some(file), label, .. } => {
+        Subject::Stub {
+            file: Some(file),
+            label,
+            ..
+        } => {
             assert!(file.starts_with(dir.path()), "{}", file.display());
             assert_eq!(label, "recorded POST /v1/charges");
         }
@@ -509,15 +553,23 @@ fn a_bad_spec_gives_a_clear_actionable_error() -> Result {
     )?;
     let text = spec_error(OpenApi::from_path(&dangling));
     assert!(
-        text.contains("`/paths/~1v1~1charges/get/responses/200/content/application~1json/schema/$ref`"),
+        text.contains(
+            "`/paths/~1v1~1charges/get/responses/200/content/application~1json/schema/$ref`"
+        ),
         "{text}"
     );
-    assert!(text.contains("\"#/components/schemas/Chrge\" points to nothing"), "{text}");
+    assert!(
+        text.contains("\"#/components/schemas/Chrge\" points to nothing"),
+        "{text}"
+    );
 
     let swagger = dir.path().join("swagger.json");
     std::fs::write(&swagger, r#"{"swagger": "2.0", "paths": {}}"#)?;
     let text = spec_error(OpenApi::from_path(&swagger));
-    assert!(text.contains("Swagger 2.0") && text.contains("swagger2openapi"), "{text}");
+    assert!(
+        text.contains("Swagger 2.0") && text.contains("swagger2openapi"),
+        "{text}"
+    );
 
     let bad_schema = dir.path().join("bad-schema.json");
     std::fs::write(
@@ -529,7 +581,9 @@ fn a_bad_spec_gives_a_clear_actionable_error() -> Result {
 
     let text = spec_error(OpenApi::from_path(dir.path().join("missing.yaml")));
     assert!(
-        text.contains("missing.yaml") && text.contains("cannot be read") && text.contains("CARGO_MANIFEST_DIR"),
+        text.contains("missing.yaml")
+            && text.contains("cannot be read")
+            && text.contains("CARGO_MANIFEST_DIR"),
         "{text}"
     );
     Ok(())

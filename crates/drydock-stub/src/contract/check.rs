@@ -203,7 +203,9 @@ fn check_value(parameter: &Parameter, text: &str, place: Place, out: &mut Findin
     validate(schema, &value, &place, Leniency::default(), out);
     for violation in &mut out.violations[before..] {
         violation.kind = ViolationKind::InvalidParameter;
-        violation.message = format!("{:?}: {}", text, violation.message);
+        if !violation.message.contains(text) {
+            violation.message = format!("{text:?}: {}", violation.message);
+        }
     }
 }
 
