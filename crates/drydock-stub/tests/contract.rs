@@ -514,7 +514,10 @@ async fn recorded_traffic_is_checked() -> Result {
         .iter()
         .find(|s| s.request.method.as_deref() == Some("GET"))
         .expect("a GET");
-    assert_eq!(spec.check_stub(post).unwrap_err().len(), 2);
+    assert_eq!(
+        spec.check_stub(post).expect_err("the POST drifted").len(),
+        2
+    );
     assert_eq!(spec.check_stub(get)?.checked(), 1);
     Ok(())
 }

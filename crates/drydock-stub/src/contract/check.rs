@@ -423,7 +423,7 @@ fn instances(item: &PathItem, base: &str) -> Vec<String> {
                         let s = samples(item, name);
                         path.push_str(&s[i.min(s.len() - 1)]);
                     }
-                    Segment::Mixed(_, _) => path.push_str("x"),
+                    Segment::Mixed(_, _) => path.push('x'),
                 }
             }
             path
@@ -1117,10 +1117,10 @@ pub(crate) fn check_request(doc: &Document, request: &LoggedRequest, out: &mut F
             )
         };
         match parameter.location {
-            In::Query if parameter.required => {
-                if !request.query_params.contains_key(&parameter.name) {
-                    missing(Place::Query(parameter.name.clone()), out);
-                }
+            In::Query
+                if parameter.required && !request.query_params.contains_key(&parameter.name) =>
+            {
+                missing(Place::Query(parameter.name.clone()), out);
             }
             In::Header => {
                 let lower = parameter.name.to_ascii_lowercase();

@@ -154,7 +154,6 @@ pub enum ViolationKind {
 /// One way a stub or request breaks the spec.
 ///
 /// ```
-/// # #[cfg(feature = "openapi")] {
 /// use drydock_stub::{contract::{OpenApi, ViolationKind}, Response, Stub};
 /// use serde_json::json;
 ///
@@ -180,7 +179,6 @@ pub enum ViolationKind {
 /// let pointers: Vec<_> = violations.iter().map(|v| (v.pointer(), v.kind())).collect();
 /// assert!(pointers.contains(&("/amount", ViolationKind::NotAllowed)));
 /// assert!(pointers.contains(&("/amount_cents", ViolationKind::Required)));
-/// # }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
