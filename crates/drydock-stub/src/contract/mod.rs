@@ -7,7 +7,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let spec = OpenApi::from_yaml_str(r#"
+//! let spec = OpenApi::from_yaml_str(r##"
 //! openapi: 3.1.0
 //! info: {title: payments, version: "1"}
 //! paths:
@@ -28,7 +28,7 @@
 //!       properties:
 //!         id: {type: string}
 //!         status: {enum: [succeeded, declined]}
-//! "#)?; // or OpenApi::from_path("payment-api.yaml")?
+//! "##)?; // or OpenApi::from_path("payment-api.yaml")?
 //! let payments = StubServer::start().await?;
 //! payments
 //!     .mount(Stub::get("/v1/charges/ch_1").respond(
