@@ -591,3 +591,93 @@ fn a_bad_spec_gives_a_clear_actionable_error() -> Result {
     );
     Ok(())
 }
+
+/// OpenAPI 3.1 (type arrays for null), a `servers` base path, a status range, and `readOnly` /
+/// `writeOnly` fields: required one way only.
+#[tokio::test]
+async fn read_only_fields_base_paths_and_ranges_in_a_3_1_spec() -> Result {
+    let spec = OpenApi::from_yaml_str(
+        r##"
+openapi: 3.1.0
+info: {title: orders, version: "1"}
+servers: [{url: "https://shop.example.com/api/"}]
+paths:
+  /orders:
+    post:
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/Order"}
+      responses:
+        "201":
+          description: made
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Order"}
+        "4XX":
+          description: refused
+components:
+  schemas:
+    Id: {type: string, readOnly: true}
+    Order:
+      type: object
+      required: [id, sku, secret]
+      properties:
+        id: {$ref: "#/components/schemas/Id"}
+        sku: {type: [string, "null"]}
+        secret: {type: string, writeOnly: true}
+"##,
+    )?;
+    let server = StubServer::start().await?;
+    server
+        .mount_all([
+            Stub::post("/api/orders")
+                .named("made")
+                .body(BodyPattern::json(json!({"sku": null, "secret": "s"})))
+                .respond(Response::status(201).json(json!({"id": "o1", "sku": "a"}))),
+            Stub::post("/api/orders")
+                .named("refused")
+                .priority(9)
+                .respond(Response::status(409)),
+        ])
+        .await?;
+    assert_eq!(server.check_against(&spec).await?.checked(), 2);
+    client()
+        .post(format!("{}/api/orders", server.url()))
+        .json(&json!({"sku": null, "secret": "s"}))
+        .send()
+        .await?;
+    server.check_received_against(&spec).await?;
+
+    // One way or the other, a required field is missing, and a 409 with a body the spec
+    // does not declare.
+    server
+        .mount(
+            Stub::post("/api/orders")
+                .named("drifted")
+                .body(BodyPattern::json(json!({"id": "o1", "secret": "s"})))
+                .respond(Response::status(201).json(json!({"sku": "a"}))),
+        )
+        .await?;
+    server
+        .mount(
+            Stub::post("/api/orders")
+                .named("chatty refusal")
+                .priority(8)
+                .respond(Response::status(409).body("no")),
+        )
+        .await?;
+    let Err(StubError::Contract(violations)) = server.check_against(&spec).await else {
+        panic!("the drifted stubs break the contract");
+    };
+    assert_eq!(violations.len(), 3, "{violations}");
+    let sku = find(&violations, "/sku", ViolationKind::Required);
+    assert_eq!(sku.place(), &Place::RequestBody);
+    let id = find(&violations, "/id", ViolationKind::Required);
+    assert_eq!(id.place(), &Place::ResponseBody(201));
+    assert_eq!(id.operation(), Some("POST /orders"));
+    let chatty = by_label(&violations, "chatty refusal");
+    assert_eq!(chatty.kind(), ViolationKind::UnexpectedBody);
+    Ok(())
+}

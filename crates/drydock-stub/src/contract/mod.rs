@@ -76,8 +76,7 @@
 //! # What is not
 //!
 //! Cookie parameters; parameter `style`/`explode` other than the simple and form defaults
-//! (arrays are read comma-separated); `readOnly`/`writeOnly` (a `readOnly` field listed as
-//! required is required in requests too); non-JSON bodies beyond their content type (XML, form,
+//! (arrays are read comma-separated); non-JSON bodies beyond their content type (XML, form,
 //! multipart); security schemes; `matchesJsonPath`, regex and `contains` body patterns; bodies
 //! from files on the server (`bodyFileName` through the API; files loaded with `load_dir` are
 //! read); faults and proxied responses (they are listed in [`ContractReport::unchecked`]).
@@ -89,7 +88,8 @@
 //! draft 4 (the dialect 3.0 extends), with `nullable: true` adding `null` to the schema's `type`
 //! (and `enum`), or wrapping a schema without `type` in `anyOf: [{type: null}, …]`; `format`s
 //! JSON Schema knows (`date-time`, `email`, `uuid`, …) are checked, OpenAPI's own (`int32`,
-//! `double`, …) are not.
+//! `double`, …) are not. In both, a property marked `readOnly` (on itself or on the component
+//! schema it `$ref`s) is not required in a request, and a `writeOnly` one not in a response.
 
 mod check;
 mod spec;

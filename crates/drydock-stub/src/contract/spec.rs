@@ -112,6 +112,7 @@ pub(crate) struct ResponseSpec {
 /// schema as converted to plain JSON Schema, and its validator, compiled when first used.
 pub(crate) struct Schema {
     pub at: String,
+    pub direction: Direction,
     pub json: Value,
     pub compiled: OnceLock<Result<jsonschema::Validator, String>>,
     pub context: Arc<Context>,
@@ -128,7 +129,10 @@ impl std::fmt::Debug for Schema {
 #[derive(Debug)]
 pub(crate) struct Context {
     pub version: Version,
-    pub components: Value,
+    /// The component schemas as requests see them.
+    pub request_components: Value,
+    /// As responses see them.
+    pub response_components: Value,
 }
 
 impl Schema {
@@ -136,9 +140,13 @@ impl Schema {
     pub fn validator(&self) -> Result<&jsonschema::Validator, String> {
         self.compiled
             .get_or_init(|| {
+                let components = match self.direction {
+                    Direction::Request => &self.context.request_components,
+                    Direction::Response => &self.context.response_components,
+                };
                 let root = serde_json::json!({
                     "allOf": [self.json],
-                    "components": {"schemas": self.context.components},
+                    "components": {"schemas": components},
                 });
                 let options = match self.context.version {
                     Version::V30 => jsonschema::draft4::options(),
@@ -273,12 +281,21 @@ impl Document {
             .pointer("/components/schemas")
             .cloned()
             .unwrap_or_else(|| Value::Object(Map::new()));
-        let components = convert(components, version);
+        let conversion = |direction| Conversion {
+            version,
+            direction,
+            components: &components,
+        };
         let context = Arc::new(Context {
             version,
-            components,
+            request_components: conversion(Direction::Request).convert(components.clone()),
+            response_components: conversion(Direction::Response).convert(components.clone()),
         });
-        let reader = Reader { doc, context };
+        let reader = Reader {
+            doc,
+            context,
+            components: &components,
+        };
         let mut paths = Vec::new();
         if let Some(items) = doc.get("paths") {
             let items = items
@@ -378,47 +395,104 @@ fn percent_decode(text: &str) -> String {
         .unwrap_or_else(|| text.to_string())
 }
 
-/// OpenAPI 3.0's schema dialect made plain JSON Schema (draft 4): `nullable: true` allows `null`
-/// (added to `type` and `enum`, or an `anyOf` with `null` when the schema has no `type`).
-/// 3.1's schemas are JSON Schema 2020-12 already.
-pub(crate) fn convert(schema: Value, version: Version) -> Value {
-    if version == Version::V31 {
-        return schema;
-    }
-    match schema {
-        Value::Object(object) => {
-            let mut object: Map<String, Value> = object
-                .into_iter()
-                .map(|(k, v)| (k, convert(v, version)))
-                .collect();
-            if object.get("nullable") != Some(&Value::Bool(true)) {
+/// Which way a body goes: `readOnly` fields are not required in requests, `writeOnly` ones not
+/// in responses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Request,
+    Response,
+}
+
+/// How a schema of the document becomes plain JSON Schema.
+///
+/// OpenAPI 3.0's dialect is made draft 4: `nullable: true` allows `null` (added to `type` and
+/// `enum`, or an `anyOf` with `null` when the schema has no `type`). 3.1's schemas are JSON
+/// Schema 2020-12 already. In both, a property marked `readOnly` (`writeOnly`) — on the property
+/// or on the component schema it `$ref`s — is dropped from `required` in a request (response).
+pub(crate) struct Conversion<'a> {
+    pub version: Version,
+    pub direction: Direction,
+    /// The document's `components.schemas`, as written, to see through a property's `$ref`.
+    pub components: &'a Value,
+}
+
+impl Conversion<'_> {
+    pub fn convert(&self, schema: Value) -> Value {
+        match schema {
+            Value::Object(object) => {
+                let mut object: Map<String, Value> = object
+                    .into_iter()
+                    .map(|(k, v)| (k, self.convert(v)))
+                    .collect();
+                self.drop_one_way_required(&mut object);
+                if self.version == Version::V31 {
+                    return Value::Object(object);
+                }
+                if object.get("nullable") != Some(&Value::Bool(true)) {
+                    object.remove("nullable");
+                    return Value::Object(object);
+                }
                 object.remove("nullable");
-                return Value::Object(object);
-            }
-            object.remove("nullable");
-            if let Some(Value::Array(options)) = object.get_mut("enum") {
-                if !options.contains(&Value::Null) {
-                    options.push(Value::Null);
+                if let Some(Value::Array(options)) = object.get_mut("enum") {
+                    if !options.contains(&Value::Null) {
+                        options.push(Value::Null);
+                    }
+                }
+                match object.get("type").cloned() {
+                    Some(Value::String(kind)) => {
+                        object.insert("type".into(), serde_json::json!([kind, "null"]));
+                        Value::Object(object)
+                    }
+                    _ => serde_json::json!({"anyOf": [{"type": "null"}, Value::Object(object)]}),
                 }
             }
-            match object.get("type").cloned() {
-                Some(Value::String(kind)) => {
-                    object.insert("type".into(), serde_json::json!([kind, "null"]));
-                    Value::Object(object)
-                }
-                _ => serde_json::json!({"anyOf": [{"type": "null"}, Value::Object(object)]}),
+            Value::Array(items) => {
+                Value::Array(items.into_iter().map(|v| self.convert(v)).collect())
             }
+            other => other,
         }
-        Value::Array(items) => {
-            Value::Array(items.into_iter().map(|v| convert(v, version)).collect())
+    }
+
+    fn drop_one_way_required(&self, object: &mut Map<String, Value>) {
+        let flag = match self.direction {
+            Direction::Request => "readOnly",
+            Direction::Response => "writeOnly",
+        };
+        let Some(Value::Object(properties)) = object.get("properties") else {
+            return;
+        };
+        let one_way: Vec<String> = properties
+            .iter()
+            .filter(|(_, property)| {
+                let target = property
+                    .get("$ref")
+                    .and_then(Value::as_str)
+                    .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                    .and_then(|name| self.components.get(name));
+                [Some(*property), target]
+                    .into_iter()
+                    .flatten()
+                    .any(|schema| schema.get(flag) == Some(&Value::Bool(true)))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        if one_way.is_empty() {
+            return;
         }
-        other => other,
+        if let Some(Value::Array(required)) = object.get_mut("required") {
+            required.retain(|name| {
+                !name
+                    .as_str()
+                    .is_some_and(|n| one_way.iter().any(|o| o == n))
+            });
+        }
     }
 }
 
 struct Reader<'a> {
     doc: &'a Value,
     context: Arc<Context>,
+    components: &'a Value,
 }
 
 impl Reader<'_> {
@@ -443,9 +517,15 @@ impl Reader<'_> {
         ))
     }
 
-    fn schema(&self, value: &Value, at: String) -> Schema {
+    fn schema(&self, value: &Value, at: String, direction: Direction) -> Schema {
+        let conversion = Conversion {
+            version: self.context.version,
+            direction,
+            components: self.components,
+        };
         Schema {
-            json: convert(value.clone(), self.context.version),
+            json: conversion.convert(value.clone()),
+            direction,
             at,
             compiled: OnceLock::new(),
             context: self.context.clone(),
@@ -475,6 +555,7 @@ impl Reader<'_> {
                         required: parameter.required,
                         schema: parameter.schema.as_ref().map(|s| Schema {
                             at: s.at.clone(),
+                            direction: s.direction,
                             json: s.json.clone(),
                             compiled: OnceLock::new(),
                             context: s.context.clone(),
@@ -488,7 +569,7 @@ impl Reader<'_> {
                     let (body, body_at) = self.deref(body, format!("{op_at}/requestBody"))?;
                     Some(Body {
                         required: body.get("required").and_then(Value::as_bool) == Some(true),
-                        content: self.content(body.get("content"), &body_at)?,
+                        content: self.content(body.get("content"), &body_at, Direction::Request)?,
                     })
                 }
             };
@@ -516,7 +597,11 @@ impl Reader<'_> {
                                 location: In::Header,
                                 required: header.get("required").and_then(Value::as_bool)
                                     == Some(true),
-                                schema: self.parameter_schema(header, &h_at)?,
+                                schema: self.parameter_schema(
+                                    header,
+                                    &h_at,
+                                    Direction::Response,
+                                )?,
                             });
                         }
                     }
@@ -524,7 +609,11 @@ impl Reader<'_> {
                         status,
                         ResponseSpec {
                             headers,
-                            content: self.content(response.get("content"), &r_at)?,
+                            content: self.content(
+                                response.get("content"),
+                                &r_at,
+                                Direction::Response,
+                            )?,
                         },
                     ));
                 }
@@ -574,25 +663,35 @@ impl Reader<'_> {
                 location,
                 required: location == In::Path
                     || parameter.get("required").and_then(Value::as_bool) == Some(true),
-                schema: self.parameter_schema(parameter, &p_at)?,
+                schema: self.parameter_schema(parameter, &p_at, Direction::Request)?,
             });
         }
         Ok(parameters)
     }
 
     /// A parameter's or header's `schema`, or the schema of its single `content` entry.
-    fn parameter_schema(&self, parameter: &Value, at: &str) -> Read<Option<Schema>> {
+    fn parameter_schema(
+        &self,
+        parameter: &Value,
+        at: &str,
+        direction: Direction,
+    ) -> Read<Option<Schema>> {
         if let Some(schema) = parameter.get("schema") {
-            return Ok(Some(self.schema(schema, format!("{at}/schema"))));
+            return Ok(Some(self.schema(schema, format!("{at}/schema"), direction)));
         }
         Ok(self
-            .content(parameter.get("content"), at)?
+            .content(parameter.get("content"), at, direction)?
             .into_iter()
             .next()
             .and_then(|(_, schema)| schema))
     }
 
-    fn content(&self, content: Option<&Value>, at: &str) -> Read<Vec<(String, Option<Schema>)>> {
+    fn content(
+        &self,
+        content: Option<&Value>,
+        at: &str,
+        direction: Direction,
+    ) -> Read<Vec<(String, Option<Schema>)>> {
         let Some(content) = content else {
             return Ok(Vec::new());
         };
@@ -603,7 +702,11 @@ impl Reader<'_> {
             .iter()
             .map(|(media, entry)| {
                 let schema = entry.get("schema").map(|schema| {
-                    self.schema(schema, format!("{at}/content/{}/schema", escape(media)))
+                    self.schema(
+                        schema,
+                        format!("{at}/content/{}/schema", escape(media)),
+                        direction,
+                    )
                 });
                 (media.to_ascii_lowercase(), schema)
             })
