@@ -1020,6 +1020,8 @@ fn check_response(stub: &Stub, operation: &Operation, out: &mut Findings) {
                 parsed = json;
                 &parsed
             }
+            // A wildcard media type (`*/*`) takes what is not JSON too.
+            Err(_) if !is_json(media_type) => return,
             Err(_) if templated => {
                 out.skip(format!(
                     "{place}: a template that is not JSON until rendered"
@@ -1036,6 +1038,7 @@ fn check_response(stub: &Stub, operation: &Operation, out: &mut Findings) {
                 return;
             }
         },
+        Body::Bytes | Body::None if !is_json(media_type) => return,
         Body::Bytes | Body::None => {
             out.push(
                 place,
@@ -1200,6 +1203,8 @@ pub(crate) fn check_request(doc: &Document, request: &LoggedRequest, out: &mut F
     };
     match parsed {
         Ok(json) => validate(schema, &json, &place, Leniency::default(), out),
+        // A wildcard media type (`*/*`) takes what is not JSON too.
+        Err(_) if !is_json(media_type) => {}
         Err(e) => out.push(
             place,
             String::new(),
