@@ -565,6 +565,7 @@ fn a_bad_spec_gives_a_clear_actionable_error() -> Result {
         text.contains("\"#/components/schemas/Chrge\" points to nothing"),
         "{text}"
     );
+    assert!(text.contains("dangling.yaml, line 11: "), "{text}");
 
     let swagger = dir.path().join("swagger.json");
     std::fs::write(&swagger, r#"{"swagger": "2.0", "paths": {}}"#)?;

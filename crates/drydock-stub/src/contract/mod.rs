@@ -124,11 +124,12 @@ pub struct OpenApi {
 
 impl OpenApi {
     /// Reads a spec file: JSON when it ends in `.json`, YAML otherwise. The error names the file,
-    /// the line when the text does not parse, and the place in the document (a JSON pointer)
-    /// when it is not a usable OpenAPI 3.0/3.1 document.
+    /// the line when the text does not parse, and the place in the document (a JSON pointer,
+    /// and the line of a bad `$ref`, path or status) when it is not a usable OpenAPI 3.0/3.1
+    /// document.
     pub fn from_path(path: impl AsRef<Path>) -> Result<OpenApi, StubError> {
-        let (value, name) = spec::read_file(path.as_ref())?;
-        OpenApi::from_value(value, name)
+        let (value, name, text) = spec::read_file(path.as_ref())?;
+        OpenApi::from_value(value, name, Some(&text))
     }
 
     /// Reads a spec from YAML (or JSON, which is YAML) text.
@@ -141,18 +142,18 @@ impl OpenApi {
                 message,
                 fix: "correct the syntax at that line".into(),
             })?;
-        OpenApi::from_value(value, name)
+        OpenApi::from_value(value, name, Some(text))
     }
 
     /// Reads a spec already parsed as JSON.
     pub fn from_json(document: Value) -> Result<OpenApi, StubError> {
-        OpenApi::from_value(document, "the OpenAPI document".into())
+        OpenApi::from_value(document, "the OpenAPI document".into(), None)
     }
 
-    fn from_value(value: Value, name: String) -> Result<OpenApi, StubError> {
+    fn from_value(value: Value, name: String, text: Option<&str>) -> Result<OpenApi, StubError> {
         let doc = Document::read(&value).map_err(|p| StubError::OpenApi {
             spec: name.clone(),
-            line: None,
+            line: text.and_then(|text| p.line(text)),
             message: p.message,
             fix: p.fix.into(),
         })?;

@@ -172,16 +172,37 @@ pub(crate) struct Document {
     pub base_paths: Vec<String>,
 }
 
-/// A problem with the document: what, and where (a JSON pointer into it).
+/// A problem with the document: what, and where (a JSON pointer into it, and a text to find
+/// its line by).
 pub(crate) struct Problem {
     pub message: String,
     pub fix: &'static str,
+    pub near: Option<String>,
+}
+
+impl Problem {
+    /// The first line of `text` holding what the problem is near.
+    pub fn line(&self, text: &str) -> Option<usize> {
+        let near = self.near.as_deref()?;
+        text.lines()
+            .position(|line| line.contains(near))
+            .map(|i| i + 1)
+    }
+
+    fn near(mut self, text: &str) -> Problem {
+        self.near = Some(text.to_string());
+        self
+    }
 }
 
 type Read<T> = Result<T, Problem>;
 
 fn problem(message: String, fix: &'static str) -> Problem {
-    Problem { message, fix }
+    Problem {
+        message,
+        fix,
+        near: None,
+    }
 }
 
 const FIX_STRUCTURE: &str =
@@ -306,7 +327,8 @@ impl Document {
                     return Err(problem(
                         format!("`/paths/{}`: a path must start with `/`", escape(template)),
                         FIX_STRUCTURE,
-                    ));
+                    )
+                    .near(template));
                 }
                 paths.push(reader.path_item(template, item)?);
             }
@@ -352,13 +374,15 @@ fn check_refs(doc: &Value, value: &Value, at: &mut String) -> Read<()> {
                              only local references (`#/components/...`) are supported"
                         ),
                         fix,
-                    ));
+                    )
+                    .near(reference));
                 };
                 if resolve_pointer(doc, pointer).is_none() {
                     return Err(problem(
                         format!("`{at}/$ref`: {reference:?} points to nothing in the document"),
                         fix,
-                    ));
+                    )
+                    .near(reference));
                 }
             }
             for (key, child) in object {
@@ -584,6 +608,7 @@ impl Reader<'_> {
                             ),
                             FIX_STRUCTURE,
                         )
+                        .near(key)
                     })?;
                     let (response, r_at) =
                         self.deref(response, format!("{op_at}/responses/{}", escape(key)))?;
@@ -771,7 +796,7 @@ pub(crate) fn segments(template: &str) -> Vec<Segment> {
 }
 
 /// Reads the document at `path`.
-pub(crate) fn read_file(path: &Path) -> Result<(Value, String), StubError> {
+pub(crate) fn read_file(path: &Path) -> Result<(Value, String, String), StubError> {
     let spec = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| StubError::OpenApi {
         spec: spec.clone(),
@@ -795,7 +820,7 @@ pub(crate) fn read_file(path: &Path) -> Result<(Value, String), StubError> {
         message,
         fix: "correct the syntax at that line".into(),
     })?;
-    Ok((value, spec))
+    Ok((value, spec, text))
 }
 
 impl PathItem {
