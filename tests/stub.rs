@@ -346,3 +346,95 @@ async fn the_stub_container_forwards_only_to_upstreams_the_test_configured() -> 
     assert!(message.contains("to fix"), "{message}");
     Ok(())
 }
+
+/// The contract checks work on the container's stub: its stubs and journal are read through the
+/// admin API, per slice namespace, and the request checked is one another container sent.
+#[tokio::test]
+async fn a_container_stub_is_checked_against_the_providers_openapi_spec() -> Result {
+    use drydock::stub::{
+        contract::{OpenApi, Place, Subject, ViolationKind},
+        StubError,
+    };
+    let spec = OpenApi::from_path(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crates/drydock-stub/tests/openapi/payment-api.yaml"
+    ))?;
+    let env = Env::builder()
+        .with_stub(HttpStub::default())
+        .grace_period(Duration::from_secs(1))
+        .attach()
+        .await?;
+    let endpoint = env.stub()?;
+    let namespace = endpoint.namespace().unwrap_or_default().to_string();
+    assert!(!namespace.is_empty(), "an attached slice has a namespace");
+    let payments = endpoint.connect().await?;
+    let charge = json!({"id": "ch_1", "status": "succeeded", "amount_cents": 5, "currency": "EUR"});
+    payments
+        .mount(Stub::post("/v1/charges").respond(Response::status(201).json(charge)))
+        .await?;
+    assert_eq!(payments.check_against(&spec).await?.checked(), 1);
+
+    // A drifted stub: the namespace's stubs are read from the container.
+    payments
+        .mount(
+            Stub::get("/v1/charges/ch_1")
+                .named("drifted")
+                .respond(Response::ok().json(json!({"id": "ch_1", "status": "refunded"}))),
+        )
+        .await?;
+    let Err(StubError::Contract(violations)) = payments.check_against(&spec).await else {
+        panic!("the drifted stub breaks the contract");
+    };
+    let status = violations
+        .iter()
+        .find(|v| v.pointer() == "/status")
+        .expect("the status is reported");
+    assert_eq!(status.kind(), ViolationKind::Enum);
+    assert!(
+        matches!(status.subject(), Subject::Stub { label, namespace: ns, .. } if label == "drifted" && *ns == namespace),
+        "{violations}"
+    );
+
+    // The system under test, in a container, forgets the order id.
+    let labels = HashMap::from([
+        (
+            "drydock.instance".to_string(),
+            env.instance_id().to_string(),
+        ),
+        ("drydock.run".to_string(), env.run_id().to_string()),
+    ]);
+    let url = format!("{}/v1/charges", endpoint.internal_url());
+    let body = r#"{"amount_cents": 5, "currency": "EUR", "customer_id": "cus_1"}"#;
+    let ran = run_on_network(
+        &stub_image(),
+        env.network(),
+        labels,
+        &[
+            "curl",
+            "-sS",
+            "--max-time",
+            "10",
+            "-H",
+            "content-type: application/json",
+            "-H",
+            "idempotency-key: k1",
+            "-d",
+            body,
+            &url,
+        ],
+        Duration::from_secs(60),
+    )
+    .await?;
+    assert_eq!(ran.exit_code, 0, "curl {url}: {}", ran.output);
+    let Err(StubError::Contract(violations)) = payments.check_received_against(&spec).await else {
+        panic!("the request breaks the contract");
+    };
+    assert_eq!(violations.len(), 1, "{violations}");
+    let missing = &violations.violations()[0];
+    assert_eq!(
+        (missing.pointer(), missing.kind(), missing.place()),
+        ("/order_id", ViolationKind::Required, &Place::RequestBody)
+    );
+    assert_eq!(missing.operation(), Some("POST /v1/charges"));
+    Ok(())
+}

@@ -59,6 +59,26 @@ pub enum StubError {
         /// What failed.
         message: String,
     },
+    /// An OpenAPI document could not be read or is not a usable OpenAPI 3.0/3.1 document.
+    #[cfg(feature = "openapi")]
+    #[error(
+        "OpenAPI spec {spec}{}: {message}\n  to fix: {fix}",
+        line.map(|l| format!(", line {l}")).unwrap_or_default()
+    )]
+    OpenApi {
+        /// The file, or what the document was read from.
+        spec: String,
+        /// The line at fault, when the parser knows it.
+        line: Option<usize>,
+        /// What is wrong, naming the place in the document (a JSON pointer).
+        message: String,
+        /// What to do.
+        fix: String,
+    },
+    /// Stubs or requests break the contract: every violation, typed.
+    #[cfg(feature = "openapi")]
+    #[error("{0}")]
+    Contract(crate::contract::ContractViolations),
     /// Recorded stubs could not be saved.
     #[error("could not save recordings to {}: {cause}", dir.display())]
     Save {

@@ -18,6 +18,9 @@
 //! - **WireMock compatible**: mapping files and the admin API under `/__admin`, checked against
 //!   WireMock itself; the subset and the deliberate differences are in [`mappings`].
 //! - **Record and replay** with secret scrubbing ([`Recording`], [`OnMiss`]).
+//! - **Contracts** (feature `openapi`): mounted stubs, the requests received and recorded
+//!   mappings checked against the provider's OpenAPI 3.0/3.1 document, each violation naming
+//!   the stub or request, the operation, the place and the field ([`contract`]).
 //! - **Namespaces**: `/__ns/<name>/…` isolates stubs and journal per test on one server.
 //! - **Closed to others**: the admin API asks for HTTP basic credentials ([`AdminCredentials`],
 //!   WireMock's `--admin-api-basic-auth`; an in-process server makes its own), and proxying and
@@ -51,6 +54,8 @@
 //! // dropping `payments` verifies that /charges was called exactly once
 //! ```
 
+#[cfg(feature = "openapi")]
+pub mod contract;
 mod error;
 mod guard;
 mod handle;

@@ -136,7 +136,14 @@ pub(crate) fn parse(json: &[u8]) -> Result<Vec<Stub>, String> {
 /// # Ok(()) }
 /// ```
 pub fn load_dir(dir: impl AsRef<Path>) -> Result<Vec<Stub>, StubError> {
-    let dir = dir.as_ref();
+    Ok(load_files(dir.as_ref())?
+        .into_iter()
+        .map(|(_, stub)| stub)
+        .collect())
+}
+
+/// [`load_dir`], each stub with the file it came from.
+pub(crate) fn load_files(dir: &Path) -> Result<Vec<(PathBuf, Stub)>, StubError> {
     let (mappings, files) = layout(dir);
     let mut paths = Vec::new();
     collect_json(&mappings, &mut paths)?;
@@ -168,7 +175,7 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<Vec<Stub>, StubError> {
             // Loaded from a file: a reset keeps it, as WireMock reloads its mapping files.
             stub.persistent = Some(true);
             mounted::compile(stub.clone(), None).map_err(|e| error(e.to_string()))?;
-            stubs.push(stub);
+            stubs.push((path.clone(), stub));
         }
     }
     Ok(stubs)

@@ -37,7 +37,8 @@
 //! yours from any testcontainers image is one call, [`EnvBuilder::with_container`].
 //!
 //! Features, one per service: `postgres` and `redis` (default), `kafka` (builds librdkafka from
-//! source: needs cmake and a C toolchain), `stub`. The client crates handed out are re-exported
+//! source: needs cmake and a C toolchain), `stub`, and `stub-openapi` (stubs, received requests
+//! and recordings checked against an OpenAPI document: `stub::contract`). The client crates handed out are re-exported
 //! ([`sqlx`], [`redis`], [`rdkafka`], [`stub`]), so their versions always match.
 //!
 //! Images: each service runs its official image (`postgres:17-alpine`, `redis:7-alpine`,
