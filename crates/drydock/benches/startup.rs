@@ -15,6 +15,9 @@ use drydock::{Env, EnvBuilder, HttpStub, Kafka, Postgres, Redis};
 
 const ROUNDS: usize = 5;
 
+/// A named way to describe an environment.
+type Case = (&'static str, Box<dyn Fn() -> EnvBuilder>);
+
 /// 30 small schema steps, the shape of a real application's history.
 fn write_migrations(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -58,11 +61,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let migrations = std::env::temp_dir().join(format!("drydock-bench-{}", std::process::id()));
     write_migrations(&migrations)?;
     let migrated = migrations.clone();
-    let cases: Vec<(&str, Box<dyn Fn() -> EnvBuilder>)> = vec![
-        ("postgres", Box::new(|| Env::builder().with_postgres(Postgres::default()))),
-        ("redis", Box::new(|| Env::builder().with_redis(Redis::default()))),
-        ("kafka", Box::new(|| Env::builder().with_kafka(Kafka::default()))),
-        ("stub", Box::new(|| Env::builder().with_stub(HttpStub::default()))),
+    let cases: Vec<Case> = vec![
+        (
+            "postgres",
+            Box::new(|| Env::builder().with_postgres(Postgres::default())),
+        ),
+        (
+            "redis",
+            Box::new(|| Env::builder().with_redis(Redis::default())),
+        ),
+        (
+            "kafka",
+            Box::new(|| Env::builder().with_kafka(Kafka::default())),
+        ),
+        (
+            "stub",
+            Box::new(|| Env::builder().with_stub(HttpStub::default())),
+        ),
         (
             "all four",
             Box::new(|| {

@@ -297,12 +297,17 @@ impl EnvBuilder {
                 });
                 break;
             }
+            let gates = crate::service::start::StartGate::for_wave(
+                &ready.iter().map(|s| s.start_first()).collect::<Vec<_>>(),
+            );
             let placements: Vec<Placement> = ready
                 .iter()
-                .map(|s| Placement {
+                .zip(gates)
+                .map(|(s, gate)| Placement {
                     engine: engine.clone(),
                     network: network.clone(),
                     labels: labels.for_service(s.name()),
+                    gate,
                 })
                 .collect();
             let wave = futures::future::join_all(

@@ -109,6 +109,8 @@ pub(crate) async fn start(
         ..Default::default()
     };
     let docker = engine.docker();
+    // After the image is there (a pull is not ordered), before the container is made.
+    placement.gate.wait_for_leads().await;
     let create =
         async {
             let options = CreateContainerOptionsBuilder::new().name(name).build();

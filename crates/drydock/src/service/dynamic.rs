@@ -21,6 +21,8 @@ pub(crate) trait AnyService: Send + Sync + fmt::Debug {
     fn name(&self) -> &str;
     fn depends_on(&self) -> Vec<String>;
     fn ready_bound(&self) -> Duration;
+    /// [`Service::start_first`].
+    fn start_first(&self) -> bool;
     /// The spec as it crosses to the keeper.
     fn spec(&self) -> Result<Value>;
     fn identity(&self) -> Result<Value>;
@@ -151,6 +153,10 @@ impl<S: Service> AnyService for S {
 
     fn depends_on(&self) -> Vec<String> {
         Service::depends_on(self)
+    }
+
+    fn start_first(&self) -> bool {
+        Service::start_first(self)
     }
 
     fn ready_bound(&self) -> Duration {

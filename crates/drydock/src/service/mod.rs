@@ -143,6 +143,13 @@ pub trait Service:
     fn default_ready_timeout(&self) -> Duration {
         DEFAULT_READY_TIMEOUT
     }
+    /// Whether its container goes first when an environment starts several at once: a server
+    /// that works for a second or more after its container starts (PostgreSQL's `initdb`, a
+    /// JVM) is ready sooner when the engine, which sets containers up largely one at a time,
+    /// starts it before the quick ones; they start while it works. Default: no.
+    fn start_first(&self) -> bool {
+        false
+    }
     /// This service's name in the environment (its kind unless several of a kind exist).
     fn name(&self) -> &str {
         Self::KIND

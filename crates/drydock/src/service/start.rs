@@ -21,6 +21,61 @@ pub(crate) struct Placement {
     /// The environment's network; also the prefix of its containers' names.
     pub network: String,
     pub labels: HashMap<String, String>,
+    /// When this service's container may be created, among those started with it.
+    pub gate: StartGate,
+}
+
+/// Orders the containers of one wave: those of services that [start first]
+/// (Service::start_first) are created and started before the others are. The engine sets
+/// containers up largely one at a time (networking, published ports), so a slow server that
+/// waited behind quick ones would add their setup to the environment's start.
+#[derive(Clone, Debug)]
+pub(crate) struct StartGate {
+    /// Services that start first and have not yet had their container started (or failed).
+    leads: std::sync::Arc<tokio::sync::watch::Sender<usize>>,
+    lead: bool,
+}
+
+impl StartGate {
+    /// Gates for `starts_first` (one per service of a wave, in order).
+    pub fn for_wave(starts_first: &[bool]) -> Vec<StartGate> {
+        let leads = std::sync::Arc::new(
+            tokio::sync::watch::channel(starts_first.iter().filter(|first| **first).count()).0,
+        );
+        starts_first
+            .iter()
+            .map(|lead| StartGate {
+                leads: std::sync::Arc::clone(&leads),
+                lead: *lead,
+            })
+            .collect()
+    }
+
+    /// For a service that starts first: its turn, which passes on when dropped — once its
+    /// container has started or could not be, or its start ended before that.
+    pub fn lead(&self) -> Option<LeadTurn> {
+        self.lead
+            .then(|| LeadTurn(std::sync::Arc::clone(&self.leads)))
+    }
+
+    /// For the others: waits until every service that starts first has had its turn. Bounded
+    /// by those services' own start bound (a turn ends with its start, whatever the outcome).
+    pub async fn wait_for_leads(&self) {
+        if self.lead {
+            return;
+        }
+        let mut leads = self.leads.subscribe();
+        let _ = leads.wait_for(|left| *left == 0).await;
+    }
+}
+
+/// A service that starts first, until its container has started (or failed to).
+pub(crate) struct LeadTurn(std::sync::Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Drop for LeadTurn {
+    fn drop(&mut self) {
+        self.0.send_modify(|left| *left = left.saturating_sub(1));
+    }
 }
 
 /// Starts `service` and waits until it is ready. On failure the container may remain; the
@@ -40,6 +95,8 @@ pub(crate) async fn start<S: Service>(
     async {
         let began = std::time::Instant::now();
         let container_name = format!("{}-{}", placement.network, name);
+        // Held from here: a start that fails before its container exists passes the turn too.
+        let mut lead = placement.gate.lead();
         let mut attempt = 0;
         let (plan, started) = loop {
             attempt += 1;
@@ -50,7 +107,10 @@ pub(crate) async fn start<S: Service>(
                 sharing,
             };
             let plan: ContainerPlan = service.plan(image.clone(), &mut context)?;
-            match docker::start(&placement.engine, &name, &plan, &container_name, placement).await {
+            let outcome =
+                docker::start(&placement.engine, &name, &plan, &container_name, placement).await;
+            drop(lead.take());
+            match outcome {
                 Ok(started) => break (plan, started),
                 // Another process took a reserved port between reservation and start.
                 Err(Error::PortTaken { .. }) if attempt < PORT_ATTEMPTS => {

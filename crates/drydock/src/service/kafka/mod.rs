@@ -102,6 +102,11 @@ impl Service for Kafka {
         Duration::from_secs(90)
     }
 
+    fn start_first(&self) -> bool {
+        // A JVM broker takes seconds; tansu is as quick as the others.
+        self.flavour == KafkaFlavour::Apache
+    }
+
     fn plan(&self, image: ImageRef, context: &mut PlanContext) -> Result<ContainerPlan> {
         let port = context.reserve_host_port()?;
         let host = context.host().to_string();

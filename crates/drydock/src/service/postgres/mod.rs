@@ -201,6 +201,11 @@ impl Service for Postgres {
         Ok(())
     }
 
+    fn start_first(&self) -> bool {
+        // initdb, then the server: ≈ 1 s after the container starts, the others ≈ 0.1–0.3 s.
+        true
+    }
+
     fn plan(&self, image: ImageRef, _: &mut PlanContext) -> Result<ContainerPlan> {
         let mut cmd = vec!["postgres".to_string()];
         for (name, value) in &self.settings {
