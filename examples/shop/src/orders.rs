@@ -10,7 +10,7 @@ use serde_json::json;
 use sqlx::{PgPool, Postgres, Transaction};
 
 /// A product of the catalogue.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Product {
     /// The stock-keeping unit, the product's key.
     pub sku: String,
@@ -43,7 +43,7 @@ pub struct NewOrder {
 }
 
 /// A line of a stored order, with the price it was sold at.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderItem {
     /// What.
     pub sku: String,
@@ -123,7 +123,7 @@ pub struct PaymentResult {
 }
 
 /// An event waiting in the outbox.
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug)]
 pub struct OutboxEvent {
     /// Its position.
     pub id: i64,
@@ -160,12 +160,17 @@ impl Orders {
 
     /// A product.
     pub async fn product(&self, sku: &str) -> Result<Option<Product>, OrderError> {
-        Ok(
+        let row: Option<(String, String, i64, i32)> =
             sqlx::query_as("SELECT sku, name, price_cents, stock FROM products WHERE sku = $1")
                 .bind(sku)
                 .fetch_optional(&self.pool)
-                .await?,
-        )
+                .await?;
+        Ok(row.map(|(sku, name, price_cents, stock)| Product {
+            sku,
+            name,
+            price_cents,
+            stock,
+        }))
     }
 
     /// Adds or replaces a product.
@@ -425,43 +430,64 @@ impl Orders {
 
     /// An order with its lines.
     pub async fn order(&self, id: i64) -> Result<Option<Order>, OrderError> {
-        let row: Option<OrderRow> = sqlx::query_as(
+        let row: Option<OrderRow> = sqlx::query_as::<_, OrderTuple>(
             "SELECT id, customer_id, currency, total_cents, status, idempotency_key, charge_id, failure
              FROM orders WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
-        .await?;
+        .await?
+        .map(OrderRow::from);
         let Some(row) = row else { return Ok(None) };
-        let items = sqlx::query_as(
+        let items: Vec<(String, i32, i64)> = sqlx::query_as(
             "SELECT sku, quantity, unit_price_cents FROM order_items WHERE order_id = $1 ORDER BY sku",
         )
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
+        let items = items
+            .into_iter()
+            .map(|(sku, quantity, unit_price_cents)| OrderItem {
+                sku,
+                quantity,
+                unit_price_cents,
+            })
+            .collect();
         Ok(Some(row.with_items(items)))
     }
 
     /// A customer's orders, oldest first, without their lines.
     pub async fn customer_orders(&self, customer_id: &str) -> Result<Vec<Order>, OrderError> {
-        let rows: Vec<OrderRow> = sqlx::query_as(
+        let rows: Vec<OrderTuple> = sqlx::query_as(
             "SELECT id, customer_id, currency, total_cents, status, idempotency_key, charge_id, failure
              FROM orders WHERE customer_id = $1 ORDER BY id",
         )
         .bind(customer_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(|r| r.with_items(Vec::new())).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| OrderRow::from(r).with_items(Vec::new()))
+            .collect())
     }
 
     /// Up to `limit` unpublished events, oldest first.
     pub async fn unpublished(&self, limit: i64) -> Result<Vec<OutboxEvent>, OrderError> {
-        Ok(sqlx::query_as(
+        let rows: Vec<(i64, String, String, serde_json::Value)> = sqlx::query_as(
             "SELECT id, topic, key, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, topic, key, payload)| OutboxEvent {
+                id,
+                topic,
+                key,
+                payload,
+            })
+            .collect())
     }
 
     /// Marks an event published.
@@ -489,7 +515,6 @@ impl Orders {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct OrderRow {
     id: i64,
     customer_id: String,
@@ -499,6 +524,34 @@ struct OrderRow {
     idempotency_key: String,
     charge_id: Option<String>,
     failure: Option<String>,
+}
+
+type OrderTuple = (
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+impl From<OrderTuple> for OrderRow {
+    fn from(
+        (id, customer_id, currency, total_cents, status, idempotency_key, charge_id, failure): OrderTuple,
+    ) -> Self {
+        OrderRow {
+            id,
+            customer_id,
+            currency,
+            total_cents,
+            status,
+            idempotency_key,
+            charge_id,
+            failure,
+        }
+    }
 }
 
 impl OrderRow {

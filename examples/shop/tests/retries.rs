@@ -257,7 +257,8 @@ async fn resets_at_the_network_are_retried_once_the_link_heals(slice: &Slice) ->
         drop(resets);
         Ok::<_, String>(())
     };
-    let (placed, healed) = tokio::join!(shop.place(&order("t-10", &[("carabiner", 1)])), healer);
+    let body = order("t-10", &[("carabiner", 1)]);
+    let (placed, healed) = tokio::join!(shop.place(&body), healer);
     healed?;
     let (status, body) = placed?;
     assert_eq!(status, 201, "{body}");

@@ -45,11 +45,14 @@ pub struct TestShop {
     pub url: String,
     /// An HTTP client for its API.
     pub http: reqwest::Client,
-    /// The payment provider's stub (this slice's namespace).
+    /// The payment provider's stub (this slice's namespace), reached directly: the test's own
+    /// calls to its admin API pass no fault of the slice and count in no proxy's traffic.
     pub payment: StubServer,
     /// This slice's Kafka.
     pub kafka: KafkaSlice,
-    /// This slice's database.
+    /// This slice's database, reached directly (as the Redis database and the stub's admin API
+    /// below): the test's checks pass no fault of the slice and count in no proxy's traffic,
+    /// which is the shop's alone.
     pub pool: sqlx::PgPool,
     /// This slice's Redis database.
     pub redis: drydock::redis::aio::ConnectionManager,
@@ -129,10 +132,17 @@ impl TestShop {
                 .no_proxy()
                 .timeout(Duration::from_secs(30))
                 .build()?,
-            payment: slice.stub()?.connect().await?,
+            payment: slice.stub()?.direct().connect().await?,
             kafka: slice.kafka()?.clone(),
-            pool: slice.postgres()?.pool().await?,
-            redis: slice.redis()?.connection_manager().await?,
+            pool: {
+                let db = slice.postgres()?;
+                db.server().direct().pool_for(db.database()).await?
+            },
+            redis: {
+                let db = slice.redis()?;
+                let client = db.server().direct().client_for_db(db.db())?;
+                client.get_connection_manager().await?
+            },
             config,
             metrics: TrafficRecorder::new(slice),
         })
