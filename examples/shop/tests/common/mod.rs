@@ -122,6 +122,11 @@ impl TestShop {
         slice: &Slice,
         change: impl FnOnce(&mut Config),
     ) -> Result<TestShop, Box<dyn std::error::Error + Send + Sync>> {
+        // The shop's logs in the test's output (shown when it fails), filtered by RUST_LOG.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let mut config = config(slice).await?;
         change(&mut config);
         let shop = Shop::start(config.clone()).await?;
