@@ -31,11 +31,51 @@ use crate::{
 /// How many outbox rows one pass reads.
 const BATCH: i64 = 100;
 
+/// Holds a Kafka client and, when dropped, drops it on a thread of its own.
+///
+/// Why: dropping an rdkafka consumer closes it, which blocks until the group is left — forever
+/// if the broker is gone by then (as when the shop is stopped after its dependencies) — and a
+/// producer's drop blocks while it flushes. A task's client is dropped when the task is
+/// aborted, on the runtime's thread; blocking there would stall every other task, or hang the
+/// runtime's shutdown. A detached thread does not keep the process from exiting.
+pub struct CloseOffThread<T: Send + 'static>(Option<T>);
+
+impl<T: Send + 'static> CloseOffThread<T> {
+    /// Wraps `client`.
+    pub fn new(client: T) -> Self {
+        CloseOffThread(Some(client))
+    }
+}
+
+impl<T: Send + 'static> std::ops::Deref for CloseOffThread<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // Some until dropped.
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("taken only in drop"))
+    }
+}
+
+impl<T: Send + 'static> Drop for CloseOffThread<T> {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            let spawned = std::thread::Builder::new()
+                .name("kafka-close".into())
+                .spawn(move || drop(client));
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "no thread to close a Kafka client on; leaking it");
+            }
+        }
+    }
+}
+
 /// Sends the outbox to Kafka until the task is aborted. `wake` makes it look at once (a handler
 /// just committed an event); otherwise it looks every `config.outbox_poll`.
 pub async fn publisher(
     orders: Orders,
-    producer: FutureProducer,
+    producer: CloseOffThread<FutureProducer>,
     config: KafkaConfig,
     wake: Arc<Notify>,
 ) {
@@ -103,7 +143,7 @@ pub async fn publish_pending(
 pub async fn consumer(
     orders: Orders,
     stock: StockCache,
-    consumer: StreamConsumer,
+    consumer: CloseOffThread<StreamConsumer>,
     wake: Arc<Notify>,
 ) {
     loop {

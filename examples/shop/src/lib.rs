@@ -61,8 +61,12 @@ impl Shop {
             .await?;
         let orders = orders::Orders::new(pool, config.kafka.orders_topic.clone());
         let stock = stock::StockCache::new(&config.redis)?;
+        // Wrapped at once: a client dropped on the runtime's thread could block it (see
+        // `CloseOffThread`), also when a task is aborted before it first ran.
         let producer: FutureProducer = config.kafka.producer.create()?;
-        let consumer = events::payment_results_consumer(&config.kafka)?;
+        let producer = events::CloseOffThread::new(producer);
+        let consumer =
+            events::CloseOffThread::new(events::payment_results_consumer(&config.kafka)?);
         let payments = Arc::new(payment::PaymentClient::new(config.payment.clone())?);
         let outbox = Arc::new(Notify::new());
         let state = api::AppState {
