@@ -370,13 +370,9 @@ async fn the_breaker_opens_after_the_threshold_and_stops_calls(slice: &Slice) ->
         assert_eq!(status, 503);
     }
     assert_eq!(shop.get("/health").await?.1["payment_breaker"], "open");
-    let started = Instant::now();
+    // Whether the open breaker answered fast is no proof (the failing provider answers fast
+    // too, and a loaded machine is slow); that it called nobody is: the journal below.
     let (status, body) = shop.place(&order("t-13", &[("chalk", 1)])).await?;
-    assert!(
-        started.elapsed() < Duration::from_millis(300),
-        "{:?}",
-        started.elapsed()
-    );
     assert_eq!(
         (status, &body["order_status"]),
         (503, &json!("failed")),

@@ -38,17 +38,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut failed_tests = BTreeSet::new();
     for log in &logs {
         let text = std::fs::read_to_string(log)?;
-        let (mut passed, mut failed) = (0, Vec::new());
+        // nextest prints a failed test twice (as it ends and in the summary): count names.
+        let (mut passed, mut failed) = (BTreeSet::new(), BTreeSet::new());
         for line in text.lines() {
             let mut words = line.split_whitespace();
+            let name = line.rsplit(' ').next().unwrap_or_default().to_owned();
             match words.next() {
-                Some("PASS") => passed += 1,
+                Some("PASS") => {
+                    passed.insert(name);
+                }
                 Some("FAIL" | "TIMEOUT" | "SIGSEGV" | "SIGABRT" | "SIGKILL" | "LEAK-FAIL") => {
-                    failed.push(line.rsplit(' ').next().unwrap_or_default().to_owned());
+                    failed.insert(name);
                 }
                 _ => {}
             }
         }
+        let (passed, failed): (usize, Vec<String>) = (passed.len(), failed.into_iter().collect());
         let ran = passed + failed.len();
         println!(
             "  run {}: {passed}/{ran} passed on the first try{}",
