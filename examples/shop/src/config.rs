@@ -217,3 +217,54 @@ impl KafkaConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    const REQUIRED: [(&str, &str); 4] = [
+        ("DATABASE_URL", "postgres://u:p@127.0.0.1:5432/shop"),
+        ("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        ("PAYMENT_URL", "http://127.0.0.1:8080"),
+    ];
+
+    #[test]
+    fn defaults_apply_and_retries_can_be_turned_off() {
+        let config = Config::from_lookup(lookup(&REQUIRED)).expect("a config");
+        assert_eq!(config.payment.max_attempts, 3);
+        assert_eq!(config.kafka.orders_topic, "orders");
+        let mut vars = REQUIRED.to_vec();
+        vars.extend([("PAYMENT_MAX_ATTEMPTS", "1"), ("KAFKA_TOPIC_PREFIX", "t_")]);
+        let config = Config::from_lookup(lookup(&vars)).expect("a config");
+        assert_eq!(config.payment.max_attempts, 1);
+        assert_eq!(config.kafka.payment_results_topic, "t_payment-results");
+        assert_eq!(
+            config.kafka.consumer.get("group.id"),
+            Some("t_shop-payment-results")
+        );
+    }
+
+    #[test]
+    fn a_missing_or_bad_variable_is_named() {
+        let error = Config::from_lookup(lookup(&REQUIRED[..3])).expect_err("no PAYMENT_URL");
+        assert_eq!(error.to_string(), "PAYMENT_URL is not set");
+        let mut vars = REQUIRED.to_vec();
+        vars.push(("PAYMENT_TIMEOUT_MS", "soon"));
+        let error = Config::from_lookup(lookup(&vars)).expect_err("a bad number");
+        assert_eq!(
+            error.to_string(),
+            "PAYMENT_TIMEOUT_MS=\"soon\": invalid digit found in string"
+        );
+    }
+}
