@@ -273,6 +273,29 @@ async fn reset_peer_resets_the_connection() -> TestResult {
     Ok(())
 }
 
+/// What enters a reset_peer toxic is never passed on, also with no timeout: an echo server's
+/// answer (downstream, the toxic's default stream) never reaches the client, only the reset.
+#[tokio::test]
+async fn reset_peer_passes_nothing_on_before_the_reset() -> TestResult {
+    let proxy = FaultProxy::start("echo", echo_server().await?.to_string())?;
+    let _reset = proxy.add(Toxic::reset_peer(Duration::ZERO))?;
+    for _ in 0..20 {
+        let mut stream = TcpStream::connect(proxy.listen_addr()).await?;
+        stream.write_all(b"ping").await?;
+        let mut buffer = [0u8; 4];
+        let outcome =
+            tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer)).await?;
+        match outcome {
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+            Ok(n) => panic!(
+                "{n} byte(s) got through a reset_peer toxic: {:?}",
+                &buffer[..n]
+            ),
+        }
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn slow_close_delays_the_close() -> TestResult {
     let proxy = FaultProxy::start("source", source_server(10).await?.to_string())?;

@@ -408,7 +408,10 @@ async fn pass(
     data: Vec<u8>,
     sink: &mut (impl AsyncWrite + Unpin),
 ) -> Result<(), End> {
-    // A timeout toxic holds the data: until it fires (the link closes) or is removed.
+    // A timeout toxic holds the data: until it fires (the link closes) or is removed. So does
+    // a reset_peer toxic, as Toxiproxy's does: what enters it is never passed on, and the link
+    // is reset when its timeout is up (`watch_link`) — without this, a fast exchange got through
+    // before a `reset_peer(0)` fired on the timer's next tick.
     let current = loop {
         let current = toxics.borrow_and_update().clone();
         let held = link
@@ -416,6 +419,7 @@ async fn pass(
             .into_iter()
             .find_map(|p| match p.toxic.kind {
                 ToxicKind::Timeout { timeout } => Some(timeout),
+                ToxicKind::ResetPeer { .. } => Some(0),
                 _ => None,
             });
         match held {
