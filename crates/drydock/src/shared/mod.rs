@@ -238,21 +238,34 @@ async fn connect(mut builder: EnvBuilder, mode: Mode) -> Result<Connected> {
         services: builder.specs()?,
     };
     let span = tracing::info_span!("attach", %run, env = %identity);
-    if let Some(granted) = ask_listening_keeper(&dir, mode).await {
-        let (stream, grant) = granted?;
-        return Ok(Connected {
-            builder,
-            dir,
-            run,
-            identity,
-            owner,
-            stream,
-            grant,
-        });
-    }
+    let (stream, grant) = match ask_listening_keeper(&dir, mode).await {
+        Some(granted) => granted?,
+        None => attach_the_long_way(&dir, spec, bound, mode, span).await?,
+    };
+    Ok(Connected {
+        builder,
+        dir,
+        run,
+        identity,
+        owner,
+        stream,
+        grant,
+    })
+}
+
+/// A slice however the keeper is: none yet (one is started), still starting the environment
+/// (waited for, bounded by `bound`), hung (replaced), lost under the request (its replacement
+/// is asked).
+async fn attach_the_long_way(
+    dir: &RunDir,
+    spec: KeeperSpec,
+    bound: Duration,
+    mode: Mode,
+    span: tracing::Span,
+) -> Result<(UnixStream, SliceGrant)> {
     // Socket, lock and process work is blocking, and short; keep it off the async workers.
     let task_dir = dir.clone();
-    let (stream, grant) = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
         let dir = task_dir;
         let started = Instant::now();
@@ -290,16 +303,7 @@ async fn connect(mut builder: EnvBuilder, mode: Mode) -> Result<Connected> {
             dir.path(),
             format!("could not be reached: the attach task failed: {e}"),
         )
-    })??;
-    Ok(Connected {
-        builder,
-        dir,
-        run,
-        identity,
-        owner,
-        stream,
-        grant,
-    })
+    })?
 }
 
 /// `DRYDOCK_MAX_IDLE` (`90`, `90s`, `30m`, `2h`), else an hour.
