@@ -10,6 +10,9 @@
 //! that has run a query, a Redis connection that has answered, two Kafka topics created and
 //! visible, a stub mapping mounted). Then the slice is released, so the pool refills as it
 //! would in a suite. Targets (issue 14): attach p50 ≤ 1 ms, p95 ≤ 10 ms; usable p50 ≤ 10 ms.
+//! `BENCH_GAP_MS=100` pauses between a release and the next attach, so the keeper has given the
+//! last slice back (a clone dropped and another made, topics deleted) before the next attach:
+//! the difference is what back-to-back attaches wait for that work on 2 cores.
 //! Anchor: IntegreSQL hands out a clone in 0–1 ms.
 
 use std::time::{Duration, Instant};
@@ -96,6 +99,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         attach.push(started.elapsed());
         make_usable(&slice).await?;
         usable.push(started.elapsed());
+        drop(slice);
+        if let Some(ms) = std::env::var("BENCH_GAP_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
     }
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     for (what, samples, targets) in [
