@@ -73,8 +73,11 @@ async fn make_usable(slice: &drydock::Slice) -> Result<(), Box<dyn std::error::E
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A run of its own, so the environment is this benchmark's alone.
-    let migrations = std::env::temp_dir().join(format!("drydock-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&migrations)?;
+    // Removed when dropped, also when the benchmark fails half-way.
+    let scratch = tempfile::Builder::new()
+        .prefix("drydock-bench-")
+        .tempdir()?;
+    let migrations = scratch.path().to_path_buf();
     for (name, sql) in [
         ("1_accounts.sql", "CREATE TABLE accounts (id bigserial PRIMARY KEY, name text NOT NULL);"),
         ("2_orders.sql", "CREATE TABLE orders (id bigserial PRIMARY KEY, account bigint REFERENCES accounts, item text);"),
@@ -121,6 +124,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     drop(holder);
-    std::fs::remove_dir_all(&migrations)?;
     Ok(())
 }

@@ -58,7 +58,11 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let migrations = std::env::temp_dir().join(format!("drydock-bench-{}", std::process::id()));
+    // Removed when dropped, also when the benchmark fails half-way.
+    let scratch = tempfile::Builder::new()
+        .prefix("drydock-bench-")
+        .tempdir()?;
+    let migrations = scratch.path().to_path_buf();
     write_migrations(&migrations)?;
     let migrated = migrations.clone();
     let cases: Vec<Case> = vec![
@@ -126,6 +130,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         medians[4].as_secs_f64() / slowest.as_secs_f64(),
         medians[5].as_millis()
     );
-    std::fs::remove_dir_all(&migrations)?;
     Ok(())
 }

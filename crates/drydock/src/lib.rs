@@ -61,6 +61,7 @@ mod secret;
 pub mod service;
 mod services;
 pub mod shared;
+mod sync;
 
 pub use drydock_macros::test;
 pub use env::{Env, EnvBuilder};

@@ -4,6 +4,7 @@
 //! Toxics are read again whenever they change, so a toxic added or removed acts on open links.
 //! Whether a toxic applies to a link is drawn once per link and toxic, from its toxicity.
 
+use crate::sync::lock;
 use std::{
     collections::HashMap,
     sync::{atomic::Ordering, Arc, Mutex},
@@ -21,7 +22,7 @@ use tokio::{
 };
 
 use super::{
-    proxy::{lock, Inner, Placed},
+    proxy::{Inner, Placed},
     toxic::{Stream, ToxicKind},
     Protocol,
 };

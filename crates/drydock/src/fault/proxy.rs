@@ -1,5 +1,6 @@
 //! A fault proxy: a TCP listener on loopback that forwards to one upstream, through toxics.
 
+use crate::sync::lock;
 use std::{
     net::SocketAddr,
     sync::{
@@ -490,9 +491,4 @@ fn accept_on(inner: &Arc<Inner>, listener: tokio::net::TcpListener) {
         }
     });
     lock(&inner.accept).push(Acceptor { task, socket });
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A poisoned lock still guards consistent data here (a string, a handle).
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -1,6 +1,7 @@
 //! The object-safe face of [`Service`]: what environments, keepers and slices hold, so that
 //! none of them names a service.
 
+use crate::sync::lock;
 use std::{any::Any, fmt, path::Path, sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
@@ -285,11 +286,6 @@ impl<S: Service> Running<S> {
     fn slicer(&self) -> Arc<S::Slicer> {
         Arc::clone(&lock(&self.slicer))
     }
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Plain values: a panic elsewhere leaves them consistent.
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl<S: Service> Started for Running<S> {

@@ -14,6 +14,7 @@
 //! authenticated admin API; nobody else can widen the list). Stubbed endpoints stay open: the
 //! system under test calls them with nothing but `STUB_URL`.
 
+use crate::sync::lock;
 use std::{
     fmt,
     path::{Path, PathBuf},
@@ -164,11 +165,6 @@ impl StubSlicer {
             }
         }
     }
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A list of names: a panic elsewhere leaves it consistent.
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Service for HttpStub {

@@ -9,6 +9,7 @@
 //! So that garbage cannot grow without bound (the data directory is a tmpfs), more than
 //! `MAX_PENDING_DROPS` waiting drops go first.
 
+use crate::sync::lock;
 use std::{
     collections::VecDeque,
     sync::{
@@ -214,11 +215,4 @@ impl Drop for LeasedClone {
         lock(&self.pool.released).push(std::mem::take(&mut self.name));
         self.pool.wanted.notify_one();
     }
-}
-
-/// A poisoned lock here still guards a plain list of names: consistent, so keep using it.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

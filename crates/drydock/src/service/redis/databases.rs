@@ -1,5 +1,6 @@
 //! Slices of a shared Redis: a logical database per test, leased, flushed on release.
 
+use crate::sync::lock;
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex},
@@ -146,13 +147,6 @@ impl DatabaseLeases {
     fn lock_free(&self) -> std::sync::MutexGuard<'_, Vec<u32>> {
         lock(&self.free)
     }
-}
-
-/// A poisoned lock still guards a plain list: consistent, so keep using it.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A leased database: flushed and returned to the free list, in the background, when dropped.

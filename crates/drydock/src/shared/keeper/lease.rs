@@ -1,6 +1,7 @@
 //! One connection, one lease: cut a slice, hand it out, hold it until the connection closes,
 //! then drop it — each piece gives itself back.
 
+use crate::sync::lock;
 use std::sync::{atomic::Ordering, Arc};
 
 use tokio::{
@@ -232,11 +233,6 @@ impl Drop for Holder {
     fn drop(&mut self) {
         lock(&self.0.holders).remove(&self.1);
     }
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A map of numbers: a panic elsewhere leaves it consistent.
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Cuts one slice for process `pid`: a lease of every service, and what the test needs to
