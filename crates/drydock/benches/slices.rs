@@ -9,7 +9,8 @@
 //! keeper's answer (`attach`), and until every service is usable (`usable`: a PostgreSQL pool
 //! that has run a query, a Redis connection that has answered, two Kafka topics created and
 //! visible, a stub mapping mounted). Then the slice is released, so the pool refills as it
-//! would in a suite. Targets (issue 14): attach p50 ≤ 1 ms, p95 ≤ 10 ms; usable p50 ≤ 10 ms.
+//! would in a suite. Then 50 more, the services made usable one after another, for what each
+//! costs alone. Targets (issue 14): attach p50 ≤ 1 ms, p95 ≤ 10 ms; usable p50 ≤ 10 ms.
 //! `BENCH_GAP_MS=100` pauses between a release and the next attach, so the keeper has given the
 //! last slice back (a clone dropped and another made, topics deleted) before the next attach:
 //! the difference is what back-to-back attaches wait for that work on 2 cores.
@@ -23,6 +24,7 @@ use drydock::{
 };
 
 const ACQUISITIONS: usize = 200;
+const ALONE: usize = 50;
 
 fn spec(migrations: &std::path::Path) -> EnvBuilder {
     Env::builder()
@@ -37,19 +39,33 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index]
 }
 
-/// What a test does before it can use each service, all at once.
-async fn make_usable(slice: &drydock::Slice) -> Result<(), Box<dyn std::error::Error>> {
+/// How long each service took to become usable, from the slice's attach.
+struct Usable {
+    postgres: Duration,
+    redis: Duration,
+    kafka: Duration,
+    stub: Duration,
+}
+
+/// What a test does before it can use each service: all at once (`together`), each part timed
+/// from `attached`, so the breakdown shows which service the "usable" figure waits for; or one
+/// after another, each timed alone, so it shows what each costs without the others beside it.
+async fn make_usable(
+    slice: &drydock::Slice,
+    attached: Instant,
+    together: bool,
+) -> Result<Usable, Box<dyn std::error::Error>> {
     let postgres = async {
         let pool = slice.postgres()?.pool().await?;
         sqlx::query("INSERT INTO accounts (name) VALUES ('bench')")
             .execute(&pool)
             .await?;
-        Ok::<_, Box<dyn std::error::Error>>(pool)
+        Ok::<_, Box<dyn std::error::Error>>((pool, attached.elapsed()))
     };
     let redis = async {
         let mut redis = slice.redis()?.connection_manager().await?;
         let _: () = redis::cmd("PING").query_async(&mut redis).await?;
-        Ok(())
+        Ok(attached.elapsed())
     };
     let kafka = async {
         let kafka = slice.kafka()?;
@@ -57,17 +73,46 @@ async fn make_usable(slice: &drydock::Slice) -> Result<(), Box<dyn std::error::E
             kafka.create_topic("orders", 1),
             kafka.create_topic("payments", 1)
         )?;
-        Ok(())
+        Ok(attached.elapsed())
     };
     let stub = async {
         let stub = slice.stub()?.connect().await?;
         stub.mount(Stub::get("/health").respond(Response::status(200)))
             .await?;
-        Ok(())
+        Ok(attached.elapsed())
     };
-    let (pool, (), (), ()) = futures::try_join!(postgres, redis, kafka, stub)?;
+    let ((pool, postgres), redis, kafka, stub) = if together {
+        futures::try_join!(postgres, redis, kafka, stub)?
+    } else {
+        // Each timed from its own start: `attached.elapsed()` minus what came before.
+        let (pool, postgres) = postgres.await?;
+        let before = attached.elapsed();
+        let redis = redis.await? - before;
+        let before = attached.elapsed();
+        let kafka = kafka.await? - before;
+        let before = attached.elapsed();
+        let stub = stub.await? - before;
+        ((pool, postgres), redis, kafka, stub)
+    };
     pool.close().await;
-    Ok(())
+    Ok(Usable {
+        postgres,
+        redis,
+        kafka,
+        stub,
+    })
+}
+
+fn print_parts(title: &str, parts: &mut [Vec<Duration>; 4]) {
+    println!("{title}:");
+    for (service, samples) in ["postgres", "redis", "kafka", "stub"].iter().zip(parts) {
+        samples.sort();
+        println!(
+            "  {service:<8} p50 {:.2} ms, p95 {:.2} ms",
+            percentile(samples, 0.50).as_secs_f64() * 1000.0,
+            percentile(samples, 0.95).as_secs_f64() * 1000.0,
+        );
+    }
 }
 
 #[tokio::main]
@@ -96,12 +141,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut attach = Vec::with_capacity(ACQUISITIONS);
     let mut usable = Vec::with_capacity(ACQUISITIONS);
+    let mut parts: [Vec<Duration>; 4] = Default::default();
     for _ in 0..ACQUISITIONS {
         let started = Instant::now();
         let slice = spec(&migrations).attach().await?;
         attach.push(started.elapsed());
-        make_usable(&slice).await?;
+        let attached = Instant::now();
+        let each = make_usable(&slice, attached, true).await?;
         usable.push(started.elapsed());
+        for (samples, took) in
+            parts
+                .iter_mut()
+                .zip([each.postgres, each.redis, each.kafka, each.stub])
+        {
+            samples.push(took);
+        }
         drop(slice);
         if let Some(ms) = std::env::var("BENCH_GAP_MS")
             .ok()
@@ -123,6 +177,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ms(samples[samples.len() - 1]),
         );
     }
+    print_parts(
+        "usable, by service (from the attach's answer; all four at once)",
+        &mut parts,
+    );
+
+    // The same services made usable one after another: what each costs alone.
+    let mut alone: [Vec<Duration>; 4] = Default::default();
+    for _ in 0..ALONE {
+        let slice = spec(&migrations).attach().await?;
+        let each = make_usable(&slice, Instant::now(), false).await?;
+        for (samples, took) in
+            alone
+                .iter_mut()
+                .zip([each.postgres, each.redis, each.kafka, each.stub])
+        {
+            samples.push(took);
+        }
+        drop(slice);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    print_parts(
+        &format!("each service alone ({ALONE} slices, one service after another, 100 ms apart)"),
+        &mut alone,
+    );
     drop(holder);
     Ok(())
 }
