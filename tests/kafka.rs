@@ -291,7 +291,7 @@ async fn a_group_rejoining_resumes_at_its_committed_offsets() -> TestResult {
     // their own consumer: drydock's settings, one changed, and the `FastStart` context.
     let mut config = kafka.consumer_config("auditors");
     config.set("enable.auto.commit", "false");
-    let first: drydock::KafkaConsumer =
+    let first: rdkafka::consumer::StreamConsumer<drydock::FastStart> =
         config.create_with_context(drydock::FastStart::from_config(&config))?;
     first.subscribe(&[&topic])?;
     kafka.consume(&first, 8, Duration::from_secs(20)).await?;
@@ -309,6 +309,9 @@ async fn a_group_rejoining_resumes_at_its_committed_offsets() -> TestResult {
             .collect::<Vec<_>>(),
         vec![rdkafka::Offset::Offset(2); 2]
     );
+    // As a user ends a consumer of their own: `closing` first, so the drop returns once the
+    // consumer has left the group instead of after rdkafka's fixed 100 ms.
+    first.context().closing();
     drop(first);
 
     // A new member of the same group starts where the group committed, not at the beginning
@@ -333,6 +336,29 @@ async fn a_group_rejoining_resumes_at_its_committed_offsets() -> TestResult {
         2,
         "{from_start:?}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dropped_consumer_has_committed_and_left_when_the_drop_returns() -> TestResult {
+    // drydock's consumer drop skips rdkafka's fixed 100 ms wait, but must still return only
+    // after the close: the final auto-commit done, the group left. Each round's new member of
+    // the same group therefore starts after what the last one read, never before it.
+    let env = broker().await?;
+    let kafka = env.kafka()?.slice();
+    let topic = kafka.create_topic("roster", 1).await?;
+    for round in 0..4 {
+        let key = format!("k{round}");
+        kafka.produce(&topic, &key, b"entry", &[]).await?;
+        let consumer = kafka.subscribe("roster", &[&topic])?;
+        let read = kafka.consume(&consumer, 1, Duration::from_secs(20)).await?;
+        assert_eq!(
+            read[0].key_str(),
+            Some(key.as_str()),
+            "round {round}: the new member resumes where the last one's close committed"
+        );
+        drop(consumer);
+    }
     Ok(())
 }
 

@@ -61,6 +61,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let holder = spec().attach().await?; // the shared broker stays up throughout
     let (mut acquisitions, mut creations, mut sends) = (Vec::new(), Vec::new(), Vec::new());
     let (mut first_messages, mut round_trips, mut assigned) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut group_drops, mut assigned_drops, mut plain_drops) =
+        (Vec::new(), Vec::new(), Vec::new());
     for i in 0..50 {
         let started = Instant::now();
         let slice = spec().attach().await?;
@@ -95,6 +97,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             round_trips.push(started.elapsed());
         }
 
+        // Dropping the group consumer: it commits, leaves its group and is gone when the drop
+        // returns (rdkafka's own drop waits out a fixed 100 ms poll on top).
+        let started = Instant::now();
+        drop(consumer);
+        group_drops.push(started.elapsed());
+
+        // The baseline: the same consumer dropped as rdkafka drops it (no `closing` first).
+        let config = kafka.consumer_config(&format!("plain-{i}"));
+        let plain: drydock::rdkafka::consumer::StreamConsumer<drydock::FastStart> =
+            config.create_with_context(drydock::FastStart::from_config(&config))?;
+        drydock::rdkafka::consumer::Consumer::subscribe(&plain, &[&topic])?;
+        kafka.consume(&plain, 1, Duration::from_secs(30)).await?;
+        let started = Instant::now();
+        drop(plain);
+        plain_drops.push(started.elapsed());
+
         // Manual assignment from the beginning, for comparison.
         let started = Instant::now();
         let mut assignment = drydock::rdkafka::TopicPartitionList::new();
@@ -102,6 +120,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let reader = kafka.assign(&format!("reader-{i}"), &assignment).await?;
         kafka.consume(&reader, 1, Duration::from_secs(30)).await?;
         assigned.push(started.elapsed());
+        let started = Instant::now();
+        drop(reader);
+        assigned_drops.push(started.elapsed());
     }
     let ms = Duration::from_millis;
     report("topic slice (attach + create a topic)", acquisitions, None);
@@ -118,6 +139,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(ms(20)),
     );
     report("manual assign(Beginning) to first message", assigned, None);
+    report(
+        "group consumer dropped (committed, left)",
+        group_drops,
+        None,
+    );
+    report(
+        "group consumer dropped as rdkafka drops it",
+        plain_drops,
+        None,
+    );
+    report("manually assigned consumer dropped", assigned_drops, None);
     drop(holder);
     Ok(())
 }

@@ -2,7 +2,11 @@
 //! And with latency settings: librdkafka's defaults trade milliseconds for throughput, and a test
 //! waits on every one of those milliseconds.
 
-use std::{ops::Deref, time::Duration};
+use std::{
+    ops::Deref,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
 
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
@@ -96,6 +100,10 @@ pub(crate) fn consumer_config(server: &KafkaServer, group: &str) -> ClientConfig
 /// librdkafka (which then pays its 100 ms pause, nothing worse).
 const COMMITTED_LOOKUP: Duration = Duration::from_secs(3);
 
+/// How long a closing consumer's revocation waits for librdkafka to finish the close (leave
+/// the group); it takes a few milliseconds. Past the bound, the drop goes on as rdkafka's does.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
 /// A consumer context that starts newly assigned partitions at once.
 ///
 /// Why: librdkafka (2.12) starts a partition that has no committed offset through
@@ -109,6 +117,14 @@ const COMMITTED_LOOKUP: Duration = Duration::from_secs(3);
 /// exactly as before; only the idle 100 ms goes. If the lookup fails, the assignment goes to
 /// librdkafka unchanged.
 ///
+/// It also makes closing quick. rdkafka's consumer drop closes the consumer, then polls its queue
+/// with a fixed 100 ms timeout until the close is done; the close takes a few milliseconds but
+/// posts nothing that ends the poll, so every drop took ≥ 100 ms — most of a test's release.
+/// Once [`closing`](Self::closing) was called, the revocation that the close delivers (in that
+/// poll) waits there until the consumer has left its group, so the poll returns and the drop with
+/// it. [`KafkaConsumer`](crate::KafkaConsumer) does this on drop; call it yourself before
+/// dropping a consumer of your own.
+///
 /// ```no_run
 /// # fn demo(kafka: &drydock::KafkaSlice) -> drydock::Result<()> {
 /// use drydock::rdkafka::consumer::StreamConsumer;
@@ -117,11 +133,25 @@ const COMMITTED_LOOKUP: Duration = Duration::from_secs(3);
 /// let config = kafka.consumer_config("billing");          // your settings on top, then:
 /// let consumer: StreamConsumer<FastStart> =
 ///     config.create_with_context(FastStart::from_config(&config))?;
+/// // … and when done with it:
+/// consumer.context().closing();
+/// drop(consumer);                                         // a few ms, not ≥ 100
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub struct FastStart {
     reset: Option<Offset>,
+    closing: AtomicBool,
+}
+
+impl Clone for FastStart {
+    /// The same start offsets; a new consumer is not closing.
+    fn clone(&self) -> Self {
+        FastStart {
+            reset: self.reset,
+            closing: AtomicBool::new(false),
+        }
+    }
 }
 
 impl FastStart {
@@ -134,7 +164,17 @@ impl FastStart {
             "latest" | "largest" | "end" => Some(Offset::End),
             _ => None,
         };
-        FastStart { reset }
+        FastStart {
+            reset,
+            closing: AtomicBool::new(false),
+        }
+    }
+
+    /// Says that the consumer is about to be dropped: its close then returns as soon as the
+    /// consumer has left its group (see above). Call it just before the drop; a rebalance that
+    /// takes partitions away after it waits for a close that is not coming, up to 2 s.
+    pub fn closing(&self) {
+        self.closing.store(true, Ordering::Relaxed);
     }
 
     /// The assignment with each partition's start resolved, or `None` to leave it as it is.
@@ -193,6 +233,16 @@ impl ConsumerContext for FastStart {
         };
         if let Err(e) = outcome {
             eprintln!("drydock: kafka rebalance ({err:?}): {e}");
+        }
+        if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS
+            && self.closing.load(Ordering::Relaxed)
+        {
+            // This revocation is the close's: librdkafka leaves the group on its own thread
+            // now. Returning once it has done so ends the drop's poll (see the type's docs).
+            let deadline = Instant::now() + CLOSE_WAIT;
+            while !consumer.closed() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
     }
 }

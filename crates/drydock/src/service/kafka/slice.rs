@@ -20,9 +20,50 @@ use super::{
     KafkaServer, Received,
 };
 
-/// The consumer drydock hands out: rdkafka's [`StreamConsumer`] with [`FastStart`], which starts
-/// newly assigned partitions without librdkafka's fixed 100 ms pause.
-pub type KafkaConsumer = StreamConsumer<FastStart>;
+/// The consumer drydock hands out: rdkafka's [`StreamConsumer`] (it derefs to one) with
+/// [`FastStart`], which starts newly assigned partitions without librdkafka's fixed 100 ms
+/// pause, and whose drop returns once the consumer has left its group — a few milliseconds —
+/// instead of after rdkafka's fixed 100 ms poll.
+///
+/// ```no_run
+/// # async fn demo(kafka: drydock::KafkaSlice) -> drydock::Result<()> {
+/// use drydock::rdkafka::consumer::Consumer;
+///
+/// let orders = kafka.create_topic("orders", 1).await?;
+/// let consumer = kafka.subscribe("billing", &[&orders])?;
+/// let message = consumer.recv().await;                 // StreamConsumer's methods
+/// println!("{:?}", consumer.subscription());
+/// drop(consumer);                                      // has left group "<prefix>billing"
+/// # Ok(()) }
+/// ```
+pub struct KafkaConsumer(StreamConsumer<FastStart>);
+
+impl KafkaConsumer {
+    pub(crate) fn new(consumer: StreamConsumer<FastStart>) -> Self {
+        KafkaConsumer(consumer)
+    }
+}
+
+impl std::ops::Deref for KafkaConsumer {
+    type Target = StreamConsumer<FastStart>;
+
+    fn deref(&self) -> &StreamConsumer<FastStart> {
+        &self.0
+    }
+}
+
+impl Drop for KafkaConsumer {
+    fn drop(&mut self) {
+        // The field drops next: rdkafka closes the consumer, and FastStart ends the wait.
+        self.0.context().closing();
+    }
+}
+
+impl fmt::Debug for KafkaConsumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaConsumer").finish_non_exhaustive()
+    }
+}
 use crate::error::{Error, Result};
 
 /// Kafka as a test reaches it: the broker, and topic names and consumer groups under a prefix
@@ -146,7 +187,7 @@ impl KafkaSlice {
 
     /// A consumer in this slice's group `group`, reading from the earliest offset.
     pub fn consumer(&self, group: &str) -> Result<KafkaConsumer> {
-        clients::consumer(&self.server, &self.group(group))
+        clients::consumer(&self.server, &self.group(group)).map(KafkaConsumer::new)
     }
 
     /// [`consumer`](Self::consumer), subscribed to `topics` (full names).
