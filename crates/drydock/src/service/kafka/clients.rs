@@ -4,7 +4,10 @@
 
 use std::{
     ops::Deref,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, OnceLock,
+    },
     time::{Duration, Instant},
 };
 
@@ -314,9 +317,30 @@ pub(crate) fn admin_options() -> AdminOptions {
         .operation_timeout(Some(REQUEST_TIMEOUT))
 }
 
+/// One admin client, made on first use and kept by its clones: a librdkafka client costs a
+/// bootstrap and threads, and its drop 100 ms (on a thread of its own, see [`OffThread`]).
+#[derive(Clone, Default)]
+pub(crate) struct SharedAdmin(Arc<OnceLock<OffThread<Arc<AdminClient<DefaultClientContext>>>>>);
+
+impl SharedAdmin {
+    pub(crate) fn get(
+        &self,
+        server: &KafkaServer,
+    ) -> Result<&Arc<AdminClient<DefaultClientContext>>> {
+        if let Some(admin) = self.0.get() {
+            return Ok(admin);
+        }
+        let created = OffThread::new(Arc::new(admin(server)?));
+        Ok(self.0.get_or_init(|| created))
+    }
+}
+
 /// Names of the broker's topics (librdkafka's metadata call blocks: off the async workers).
-pub(crate) async fn topic_names(server: &KafkaServer) -> Result<Vec<String>> {
-    let admin = OffThread::new(admin(server)?);
+async fn topic_names(
+    server: &KafkaServer,
+    admin: &Arc<AdminClient<DefaultClientContext>>,
+) -> Result<Vec<String>> {
+    let admin = Arc::clone(admin);
     let names = tokio::task::spawn_blocking(move || {
         admin
             .inner()
@@ -333,7 +357,7 @@ pub(crate) async fn topic_names(server: &KafkaServer) -> Result<Vec<String>> {
 /// `admin` (reused: a new librdkafka client costs a bootstrap, and its drop 100 ms).
 pub(crate) async fn create_topic(
     server: &KafkaServer,
-    admin: &std::sync::Arc<AdminClient<DefaultClientContext>>,
+    admin: &Arc<AdminClient<DefaultClientContext>>,
     topic: &str,
     partitions: i32,
 ) -> Result<()> {
@@ -355,7 +379,7 @@ pub(crate) async fn create_topic(
     // published the topic.
     let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
     loop {
-        let (admin, name) = (std::sync::Arc::clone(admin), topic.to_string());
+        let (admin, name) = (Arc::clone(admin), topic.to_string());
         let known = tokio::task::spawn_blocking(move || {
             admin
                 .inner()
@@ -383,8 +407,13 @@ pub(crate) async fn create_topic(
 }
 
 /// Deletes every topic whose name starts with `prefix`.
-pub(crate) async fn delete_prefixed(server: &KafkaServer, prefix: &str) -> Result<usize> {
-    let doomed: Vec<String> = topic_names(server)
+pub(crate) async fn delete_prefixed(
+    server: &KafkaServer,
+    admin: &SharedAdmin,
+    prefix: &str,
+) -> Result<usize> {
+    let admin = admin.get(server)?;
+    let doomed: Vec<String> = topic_names(server, admin)
         .await?
         .into_iter()
         .filter(|name| name.starts_with(prefix))
@@ -393,7 +422,7 @@ pub(crate) async fn delete_prefixed(server: &KafkaServer, prefix: &str) -> Resul
         return Ok(0);
     }
     let names: Vec<&str> = doomed.iter().map(String::as_str).collect();
-    OffThread::new(admin(server)?)
+    admin
         .delete_topics(&names, &admin_options())
         .await
         .map_err(|e| kafka_error(server, "deleting a slice's topics", e))?;
@@ -402,15 +431,13 @@ pub(crate) async fn delete_prefixed(server: &KafkaServer, prefix: &str) -> Resul
 
 /// Ready: Metadata lists the broker, and a topic can be created and written.
 pub(crate) async fn probe(server: &KafkaServer) -> std::result::Result<(), String> {
-    let admin = OffThread::new(std::sync::Arc::new(
-        admin(server).map_err(|e| e.to_string())?,
-    ));
+    let admin = OffThread::new(Arc::new(admin(server).map_err(|e| e.to_string())?));
     let port = server
         .bootstrap_servers()
         .rsplit(':')
         .next()
         .and_then(|p| p.parse::<i32>().ok());
-    let lookup = std::sync::Arc::clone(&*admin);
+    let lookup = Arc::clone(&*admin);
     let brokers = tokio::task::spawn_blocking(move || {
         lookup
             .inner()

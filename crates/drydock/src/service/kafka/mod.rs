@@ -13,7 +13,7 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use clients::delete_prefixed;
+use clients::{delete_prefixed, SharedAdmin};
 pub use clients::{FastStart, Received};
 pub use slice::{KafkaConsumer, KafkaSlice};
 
@@ -73,6 +73,8 @@ impl Kafka {
 pub struct KafkaSlicer {
     server: KafkaServer,
     sharing: Sharing,
+    /// Deletes released slices' topics: one client for every release, not two per release.
+    admin: SharedAdmin,
 }
 
 impl Service for Kafka {
@@ -184,6 +186,7 @@ impl Service for Kafka {
         Ok(KafkaSlicer {
             server: server.clone(),
             sharing,
+            admin: SharedAdmin::default(),
         })
     }
 
@@ -200,6 +203,7 @@ impl Service for Kafka {
                 prefix.clone(),
                 SliceTopics {
                     server: slicer.server.clone(),
+                    admin: slicer.admin.clone(),
                     prefix,
                 },
             ),
@@ -246,17 +250,22 @@ impl Service for Kafka {
 /// A slice's topics, deleted (in the background) when the lease ends.
 struct SliceTopics {
     server: KafkaServer,
+    admin: SharedAdmin,
     prefix: String,
 }
 
 impl Drop for SliceTopics {
     fn drop(&mut self) {
-        let (server, prefix) = (self.server.clone(), std::mem::take(&mut self.prefix));
+        let (server, admin, prefix) = (
+            self.server.clone(),
+            self.admin.clone(),
+            std::mem::take(&mut self.prefix),
+        );
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         runtime.spawn(async move {
-            if let Err(e) = delete_prefixed(&server, &prefix).await {
+            if let Err(e) = delete_prefixed(&server, &admin, &prefix).await {
                 eprintln!("drydock keeper: deleting the topics of slice {prefix}: {e}");
             }
         });

@@ -16,7 +16,7 @@ use rdkafka::{
 };
 
 use super::{
-    clients::{self, FastStart, OffThread},
+    clients::{self, FastStart, OffThread, SharedAdmin},
     KafkaServer, Received,
 };
 
@@ -89,7 +89,7 @@ pub struct KafkaSlice {
     /// producer per send took ≈ 100 ms, a reused one sends in ≈ 1 ms).
     producer: Arc<OnceLock<OffThread<FutureProducer>>>,
     /// One admin client for every topic this slice creates, for the same reason.
-    admin: Arc<OnceLock<OffThread<Arc<AdminClient<DefaultClientContext>>>>>,
+    admin: SharedAdmin,
 }
 
 impl KafkaSlice {
@@ -98,7 +98,7 @@ impl KafkaSlice {
             server,
             prefix,
             producer: Arc::default(),
-            admin: Arc::default(),
+            admin: SharedAdmin::default(),
         }
     }
 
@@ -148,13 +148,7 @@ impl KafkaSlice {
     pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<String> {
         let topic = self.topic(name);
         check_topic(name, &topic, partitions)?;
-        let admin = match self.admin.get() {
-            Some(admin) => admin,
-            None => {
-                let created = OffThread::new(Arc::new(self.admin()?));
-                self.admin.get_or_init(|| created)
-            }
-        };
+        let admin = self.admin.get(&self.server)?;
         clients::create_topic(&self.server, admin, &topic, partitions).await?;
         Ok(topic)
     }
