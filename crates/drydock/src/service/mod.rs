@@ -59,6 +59,13 @@ pub mod container;
 mod dynamic;
 mod lease;
 mod plan;
+#[cfg(any(
+    feature = "postgres",
+    feature = "redis",
+    feature = "kafka",
+    feature = "stub"
+))]
+pub(crate) mod quiet;
 #[doc(hidden)]
 pub mod registry;
 mod router;

@@ -158,6 +158,9 @@ impl StubSlicer {
     /// Creates namespaces until [`NAMESPACES_AHEAD`] are ready; a failure is left to the cut
     /// that finds none ready (it creates its own, and reports).
     async fn fill(self: Arc<Self>) {
+        if !lock(&self.ready).is_empty() {
+            super::quiet::after_attach().await;
+        }
         while lock(&self.ready).len() < NAMESPACES_AHEAD {
             match self.create_namespace().await {
                 Ok(name) => lock(&self.ready).push(name),
@@ -394,6 +397,7 @@ impl Drop for SliceNamespace {
             return;
         };
         runtime.spawn(async move {
+            super::quiet::after_attach().await;
             if let Err(e) = admin.remove_namespace(&name).await {
                 eprintln!("drydock keeper: removing stub namespace {name}: {e}");
             }

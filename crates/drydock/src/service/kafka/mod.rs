@@ -265,6 +265,7 @@ impl Drop for SliceTopics {
             return;
         };
         runtime.spawn(async move {
+            super::quiet::after_attach().await;
             if let Err(e) = delete_prefixed(&server, &admin, &prefix).await {
                 eprintln!("drydock keeper: deleting the topics of slice {prefix}: {e}");
             }

@@ -164,6 +164,7 @@ impl Drop for LeasedDatabase {
             return;
         };
         runtime.spawn(async move {
+            crate::service::quiet::after_attach().await;
             match leases.flush(db).await {
                 Ok(()) => leases.give_back(db),
                 Err(e) => {
