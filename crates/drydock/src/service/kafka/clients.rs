@@ -130,7 +130,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 ///
 /// ```no_run
 /// # fn demo(kafka: &drydock::KafkaSlice) -> drydock::Result<()> {
-/// use drydock::rdkafka::consumer::StreamConsumer;
+/// use drydock::rdkafka::consumer::{Consumer, StreamConsumer};
 /// use drydock::FastStart;
 ///
 /// let config = kafka.consumer_config("billing");          // your settings on top, then:
