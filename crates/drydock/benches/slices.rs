@@ -47,6 +47,19 @@ struct Usable {
     stub: Duration,
 }
 
+impl Usable {
+    /// Adds each service's time to its samples, in `print_parts`' order.
+    fn record(&self, samples: &mut [Vec<Duration>; 4]) {
+        for (samples, took) in
+            samples
+                .iter_mut()
+                .zip([self.postgres, self.redis, self.kafka, self.stub])
+        {
+            samples.push(took);
+        }
+    }
+}
+
 /// What a test does before it can use each service: all at once (`together`), each part timed
 /// from `attached`, so the breakdown shows which service the "usable" figure waits for; or one
 /// after another, each timed alone, so it shows what each costs without the others beside it.
@@ -147,15 +160,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let slice = spec(&migrations).attach().await?;
         attach.push(started.elapsed());
         let attached = Instant::now();
-        let each = make_usable(&slice, attached, true).await?;
+        make_usable(&slice, attached, true)
+            .await?
+            .record(&mut parts);
         usable.push(started.elapsed());
-        for (samples, took) in
-            parts
-                .iter_mut()
-                .zip([each.postgres, each.redis, each.kafka, each.stub])
-        {
-            samples.push(took);
-        }
         drop(slice);
         if let Some(ms) = std::env::var("BENCH_GAP_MS")
             .ok()
@@ -186,14 +194,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut alone: [Vec<Duration>; 4] = Default::default();
     for _ in 0..ALONE {
         let slice = spec(&migrations).attach().await?;
-        let each = make_usable(&slice, Instant::now(), false).await?;
-        for (samples, took) in
-            alone
-                .iter_mut()
-                .zip([each.postgres, each.redis, each.kafka, each.stub])
-        {
-            samples.push(took);
-        }
+        make_usable(&slice, Instant::now(), false)
+            .await?
+            .record(&mut alone);
         drop(slice);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
