@@ -498,15 +498,33 @@ fn bases(doc: &Document) -> Vec<&str> {
     bases
 }
 
+/// None of the spec's paths `what` ("fits `/x`"): said with the paths it does declare.
+fn no_path<'d>(doc: &Document, what: String) -> Paths<'d> {
+    Paths::None(format!(
+        "no path of the spec {what} (it declares {})",
+        declared_paths(doc)
+    ))
+}
+
+/// `found`, or [`no_path`] when it is empty.
+fn found_or_no_path<'d>(
+    doc: &Document,
+    found: Vec<Candidate<'d>>,
+    what: impl FnOnce() -> String,
+) -> Paths<'d> {
+    if found.is_empty() {
+        no_path(doc, what())
+    } else {
+        Paths::Found(found)
+    }
+}
+
 fn paths_for<'d>(doc: &'d Document, shape: &Shape) -> Paths<'d> {
     match shape {
         Shape::Any => Paths::Undecided("matches any URL: no operation to check it against".into()),
         Shape::Exact { path, .. } => match concrete(doc, path) {
             Some(candidate) => Paths::Found(vec![candidate]),
-            None => Paths::None(format!(
-                "no path of the spec fits `{path}` (it declares {})",
-                declared_paths(doc)
-            )),
+            None => no_path(doc, format!("fits `{path}`")),
         },
         Shape::Template(template) => {
             let stub = super::spec::segments(template);
@@ -549,14 +567,7 @@ fn paths_for<'d>(doc: &'d Document, shape: &Shape) -> Paths<'d> {
                     }
                 }
             }
-            if found.is_empty() {
-                Paths::None(format!(
-                    "no path of the spec fits template `{template}` (it declares {})",
-                    declared_paths(doc)
-                ))
-            } else {
-                Paths::Found(found)
-            }
+            found_or_no_path(doc, found, || format!("fits template `{template}`"))
         }
         Shape::Regex { regex, query } => {
             let source = if *query {
@@ -596,11 +607,10 @@ fn paths_for<'d>(doc: &'d Document, shape: &Shape) -> Paths<'d> {
                      (none of their sample paths matches it)"
                 ))
             } else {
-                Paths::None(format!(
-                    "no path of the spec can match url regex `{regex}`: none starts with \
-                     `{prefix}` (it declares {})",
-                    declared_paths(doc)
-                ))
+                no_path(
+                    doc,
+                    format!("can match url regex `{regex}`: none starts with `{prefix}`"),
+                )
             }
         }
         Shape::Prefix(prefix) => {
@@ -614,14 +624,7 @@ fn paths_for<'d>(doc: &'d Document, shape: &Shape) -> Paths<'d> {
                 })
                 .map(|item| (item, Vec::new()))
                 .collect();
-            if found.is_empty() {
-                Paths::None(format!(
-                    "no path of the spec starts with `{prefix}` (it declares {})",
-                    declared_paths(doc)
-                ))
-            } else {
-                Paths::Found(found)
-            }
+            found_or_no_path(doc, found, || format!("starts with `{prefix}`"))
         }
     }
 }
