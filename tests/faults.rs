@@ -195,6 +195,51 @@ async fn a_producer_with_retries_delivers_after_the_link_comes_back() -> TestRes
 }
 
 #[tokio::test]
+async fn a_consumer_waits_through_a_broker_outage_for_its_message() -> TestResult {
+    let slice = kafka().attach().await?;
+    let kafka = slice.kafka()?;
+    let topic = kafka.create_topic("outage", 1).await?;
+    kafka.produce(&topic, "before", b"1", &[]).await?;
+    let consumer = kafka.subscribe("reader", &[&topic])?;
+    kafka.consume(&consumer, 1, Duration::from_secs(20)).await?;
+
+    // The broker unreachable for 2 s: the consumer's connections are cut and refused, and
+    // librdkafka reports that (transport failure, all brokers down) while it reconnects.
+    let down = slice.fault("kafka")?.down();
+    let producer = kafka.clone();
+    let (topic_name, started) = (topic.clone(), std::time::Instant::now());
+    let restorer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        drop(down);
+        producer.produce(&topic_name, "after", b"2", &[]).await
+    });
+    // A wait that ends inside the outage says what the consumer went through.
+    let during = kafka.consume(&consumer, 1, Duration::from_secs(1)).await;
+    match &during {
+        Err(drydock::Error::NoMessage { reported, .. }) => assert!(
+            !reported.is_empty()
+                && during
+                    .as_ref()
+                    .unwrap_err()
+                    .to_string()
+                    .contains("reported meanwhile"),
+            "{during:?}"
+        ),
+        other => panic!("expected no message, with what the consumer reported: {other:?}"),
+    }
+    // Waiting through the outage: what librdkafka reports meanwhile is not the end of it.
+    let received = kafka.consume(&consumer, 1, Duration::from_secs(20)).await?;
+    assert_eq!(received[0].key_str(), Some("after"));
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    restorer.await??;
+    Ok(())
+}
+
+#[tokio::test]
 async fn owned_postgres_restarted_mid_test_the_pool_reconnects_and_the_schema_is_back() -> TestResult
 {
     let dir = tempfile::tempdir()?;

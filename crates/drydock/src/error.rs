@@ -415,9 +415,10 @@ pub enum Error {
 
     /// The awaited message did not arrive in time.
     #[error(
-        "waited {waited:?} for {wanted}; {} arrived instead:{}",
+        "waited {waited:?} for {wanted}; {} arrived instead:{}{}",
         .arrived.len(),
-        .arrived.iter().map(|m| format!("\n  {m}")).collect::<String>()
+        .arrived.iter().map(|m| format!("\n  {m}")).collect::<String>(),
+        render_reported(.reported)
     )]
     NoMessage {
         /// What was awaited.
@@ -426,6 +427,9 @@ pub enum Error {
         waited: Duration,
         /// One line per message that did arrive.
         arrived: Vec<String>,
+        /// What the consumer reported meanwhile and recovered from (an unreachable broker, a
+        /// topic it did not know), one line each: often why nothing came.
+        reported: Vec<String>,
     },
 
     /// Starting several services failed; each failure is listed.
@@ -459,6 +463,14 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+fn render_reported(reported: &[String]) -> String {
+    if reported.is_empty() {
+        return String::new();
+    }
+    let lines: String = reported.iter().map(|r| format!("\n  {r}")).collect();
+    format!("\nthe consumer reported meanwhile (and went on waiting):{lines}")
 }
 
 fn render_list(errors: &[Error]) -> String {

@@ -10,6 +10,7 @@ use rdkafka::{
     admin::AdminClient,
     client::DefaultClientContext,
     consumer::{Consumer, ConsumerContext, StreamConsumer},
+    error::KafkaError,
     message::{Header, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
     ClientConfig,
@@ -296,6 +297,11 @@ impl KafkaSlice {
 
     /// The next `n` messages `consumer` receives, or an error within `timeout` that lists what
     /// did arrive.
+    ///
+    /// What librdkafka reports while it recovers by itself (a broker unreachable, a topic not
+    /// known yet) does not end the wait: a test that takes a broker down and brings it back
+    /// gets its message. Those reports are listed in the error should the time run out; a
+    /// fatal error ends the wait at once.
     pub async fn consume<C: ConsumerContext + 'static>(
         &self,
         consumer: &StreamConsumer<C>,
@@ -303,18 +309,18 @@ impl KafkaSlice {
         timeout: Duration,
     ) -> Result<Vec<Received>> {
         let mut arrived = Vec::with_capacity(n);
+        let mut reported = Reported::default();
         let deadline = tokio::time::Instant::now() + timeout;
         while arrived.len() < n {
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
                 Ok(Ok(message)) => arrived.push(Received::from_message(&message)),
-                Ok(Err(e)) => {
-                    return Err(clients::kafka_error(&self.server, "consuming", e));
-                }
+                Ok(Err(e)) => reported.note(&self.server, e)?,
                 Err(_) => {
                     return Err(Error::NoMessage {
                         wanted: format!("{n} messages"),
                         waited: timeout,
                         arrived: arrived.iter().map(Received::summary).collect(),
+                        reported: reported.lines(),
                     })
                 }
             }
@@ -323,7 +329,8 @@ impl KafkaSlice {
     }
 
     /// The first message `consumer` receives that satisfies `predicate`, or an error within
-    /// `timeout` that lists every message that arrived instead.
+    /// `timeout` that lists every message that arrived instead. Waits through what librdkafka
+    /// recovers from, as [`consume`](Self::consume) does.
     pub async fn wait_for<C: ConsumerContext + 'static>(
         &self,
         consumer: &StreamConsumer<C>,
@@ -331,6 +338,7 @@ impl KafkaSlice {
         predicate: impl Fn(&Received) -> bool,
     ) -> Result<Received> {
         let mut arrived = Vec::new();
+        let mut reported = Reported::default();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
@@ -341,16 +349,49 @@ impl KafkaSlice {
                     }
                     arrived.push(received.summary());
                 }
-                Ok(Err(e)) => return Err(clients::kafka_error(&self.server, "consuming", e)),
+                Ok(Err(e)) => reported.note(&self.server, e)?,
                 Err(_) => {
                     return Err(Error::NoMessage {
                         wanted: "a message matching the predicate".into(),
                         waited: timeout,
                         arrived,
+                        reported: reported.lines(),
                     })
                 }
             }
         }
+    }
+}
+
+/// What a consumer reported while a test waited for messages, and how often.
+#[derive(Default)]
+struct Reported(Vec<(String, usize)>);
+
+impl Reported {
+    /// Keeps a report librdkafka recovers from by itself (it goes on fetching, reconnecting,
+    /// refreshing metadata); a fatal error, or one that is not a consumer's report, ends the
+    /// wait as the error it is.
+    fn note(&mut self, server: &KafkaServer, error: KafkaError) -> Result<()> {
+        let line = match &error {
+            KafkaError::MessageConsumption(code) => format!("{code:?} ({code})"),
+            KafkaError::PartitionEOF(partition) => format!("end of partition {partition}"),
+            _ => return Err(clients::kafka_error(server, "consuming", error)),
+        };
+        match self.0.iter_mut().find(|(seen, _)| *seen == line) {
+            Some((_, times)) => *times += 1,
+            None => self.0.push((line, 1)),
+        }
+        Ok(())
+    }
+
+    fn lines(self) -> Vec<String> {
+        self.0
+            .into_iter()
+            .map(|(line, times)| match times {
+                1 => line,
+                n => format!("{line} ({n} times)"),
+            })
+            .collect()
     }
 }
 
