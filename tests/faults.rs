@@ -216,14 +216,9 @@ async fn a_consumer_waits_through_a_broker_outage_for_its_message() -> TestResul
     // A wait that ends inside the outage says what the consumer went through.
     let during = kafka.consume(&consumer, 1, Duration::from_secs(1)).await;
     match &during {
-        Err(drydock::Error::NoMessage { reported, .. }) => assert!(
-            !reported.is_empty()
-                && during
-                    .as_ref()
-                    .unwrap_err()
-                    .to_string()
-                    .contains("reported meanwhile"),
-            "{during:?}"
+        Err(e @ drydock::Error::NoMessage { reported, .. }) => assert!(
+            !reported.is_empty() && e.to_string().contains("reported meanwhile"),
+            "{e}"
         ),
         other => panic!("expected no message, with what the consumer reported: {other:?}"),
     }
