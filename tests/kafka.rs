@@ -388,3 +388,28 @@ async fn a_manual_assignment_reads_from_the_beginning_without_a_group() -> TestR
     assert!(matches!(more, Err(Error::NoMessage { .. })), "{more:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_consumer_dropped_after_its_slice_still_leaves_at_once() -> TestResult {
+    // The consumer keeps its route to the broker past the slice, so its close (commit, leave
+    // the group) is answered; without it, librdkafka waits seconds for a broker it cannot reach.
+    let slice = Env::builder().with_kafka(Kafka::default()).attach().await?;
+    let kafka = slice.kafka()?;
+    let topic = kafka.create_topic("late", 1).await?;
+    kafka.produce(&topic, "k", b"v", &[]).await?;
+    let consumer = kafka.subscribe("late", &[&topic])?;
+    kafka.consume(&consumer, 1, Duration::from_secs(20)).await?;
+    drop(slice);
+    // On a thread of its own, so that a drop that hangs fails the test instead of hanging it.
+    let (dropped, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(consumer);
+        let _ = dropped.send(());
+    });
+    let bound = Duration::from_secs(2);
+    assert!(
+        done.recv_timeout(bound).is_ok(),
+        "the consumer dropped after its slice was not closed within {bound:?}"
+    );
+    Ok(())
+}

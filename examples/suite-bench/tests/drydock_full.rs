@@ -61,8 +61,7 @@ async fn on_a_slice(test: &'static str, quantity: i32) -> TestResult {
     stub_work(&endpoint.connect().await?, &endpoint.url(), test).await?;
     steps.step("stub");
 
-    // The consumer first: it leaves its group through the slice's connection to the broker, and
-    // would wait for it for ever once the slice (and so that connection) is gone.
+    // Both timed as the release: the consumer leaves its group, the slice goes back.
     drop(consumer);
     drop(slice);
     steps.step("release");

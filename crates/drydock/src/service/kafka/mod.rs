@@ -171,6 +171,7 @@ impl Service for Kafka {
                 KafkaFlavour::Tansu => None,
             },
             direct: None,
+            route: None,
         })
     }
 
@@ -217,6 +218,7 @@ impl Service for Kafka {
         Ok(KafkaServer {
             bootstrap,
             direct: Some(server.bootstrap.clone()),
+            route: router.proxies().last().cloned(),
             ..server.clone()
         })
     }
@@ -281,6 +283,10 @@ pub struct KafkaServer {
     /// The broker itself, when `bootstrap` is a fault proxy's.
     #[serde(default)]
     direct: Option<String>,
+    /// That fault proxy, in the process that routed through it: handles that must outlive the
+    /// slice (a consumer closing late) keep it.
+    #[serde(skip)]
+    route: Option<crate::fault::FaultProxy>,
 }
 
 impl KafkaServer {
@@ -290,6 +296,7 @@ impl KafkaServer {
             bootstrap: bootstrap.into(),
             internal: None,
             direct: None,
+            route: None,
         }
     }
 
@@ -304,8 +311,14 @@ impl KafkaServer {
         let mut direct = self.clone();
         if let Some(bootstrap) = direct.direct.take() {
             direct.bootstrap = bootstrap;
+            direct.route = None;
         }
         direct
+    }
+
+    /// The fault proxy `bootstrap` belongs to, if this process routed through one.
+    pub(crate) fn route(&self) -> Option<&crate::fault::FaultProxy> {
+        self.route.as_ref()
     }
 
     /// `name:port` for containers on the environment's network (apache flavour).

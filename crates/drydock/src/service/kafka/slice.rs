@@ -37,11 +37,20 @@ use super::{
 /// drop(consumer);                                      // has left group "<prefix>billing"
 /// # Ok(()) }
 /// ```
-pub struct KafkaConsumer(StreamConsumer<FastStart>);
+pub struct KafkaConsumer {
+    consumer: StreamConsumer<FastStart>,
+    /// The fault proxy this consumer reaches the broker through, kept until the consumer is
+    /// dropped (after it, in field order): a consumer that outlives its slice can still leave
+    /// its group as it closes, instead of waiting seconds for a broker it can no longer reach.
+    _route: Option<crate::fault::FaultProxy>,
+}
 
 impl KafkaConsumer {
-    pub(crate) fn new(consumer: StreamConsumer<FastStart>) -> Self {
-        KafkaConsumer(consumer)
+    pub(crate) fn new(consumer: StreamConsumer<FastStart>, server: &KafkaServer) -> Self {
+        KafkaConsumer {
+            consumer,
+            _route: server.route().cloned(),
+        }
     }
 }
 
@@ -49,14 +58,14 @@ impl std::ops::Deref for KafkaConsumer {
     type Target = StreamConsumer<FastStart>;
 
     fn deref(&self) -> &StreamConsumer<FastStart> {
-        &self.0
+        &self.consumer
     }
 }
 
 impl Drop for KafkaConsumer {
     fn drop(&mut self) {
-        // The field drops next: rdkafka closes the consumer, and FastStart ends the wait.
-        self.0.context().closing();
+        // The fields drop next: rdkafka closes the consumer, and FastStart ends the wait.
+        self.consumer.context().closing();
     }
 }
 
@@ -182,7 +191,8 @@ impl KafkaSlice {
 
     /// A consumer in this slice's group `group`, reading from the earliest offset.
     pub fn consumer(&self, group: &str) -> Result<KafkaConsumer> {
-        clients::consumer(&self.server, &self.group(group)).map(KafkaConsumer::new)
+        clients::consumer(&self.server, &self.group(group))
+            .map(|consumer| KafkaConsumer::new(consumer, &self.server))
     }
 
     /// [`consumer`](Self::consumer), subscribed to `topics` (full names).
