@@ -808,6 +808,103 @@ async fn a_restarted_shared_postgres_serves_later_tests() -> TestResult {
     Ok(())
 }
 
+/// `docker pause` of the shared PostgreSQL container: a test attaching meanwhile waits (it would
+/// get a server that does not answer), and gets its slice once the container is unpaused, with
+/// the data kept.
+#[tokio::test]
+async fn a_paused_shared_postgres_holds_attaches_until_it_is_unpaused() -> TestResult {
+    let spec = Env::builder()
+        .with_postgres(
+            Postgres::default().setting("application_name", uuid::Uuid::new_v4().to_string()),
+        )
+        .grace_period(GRACE);
+    let before = spec.clone().attach().await?;
+    let (engine, id) = service_container(&before, "postgres").await?;
+    engine.docker().pause_container(&id).await?;
+    let identity = spec.identity()?;
+    wait_for_keeper_log(&identity, "was paused").await?;
+
+    let attaching = tokio::spawn(spec.clone().attach());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !attaching.is_finished(),
+        "an attach went through while paused"
+    );
+    engine.docker().unpause_container(&id).await?;
+    let after = tokio::time::timeout(Duration::from_secs(30), attaching).await???;
+    assert_eq!(
+        after.instance_id(),
+        before.instance_id(),
+        "the same environment"
+    );
+    let pool = after.postgres()?.pool().await?;
+    let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&pool).await?;
+    assert_eq!(one, 1);
+    wait_for_keeper_log(&identity, "was unpaused").await
+}
+
+/// `docker stop` of the shared PostgreSQL container mid-run: the keeper starts it again and
+/// prepares it anew (its tmpfs data is gone), and the next test's attach and query pass.
+#[tokio::test]
+async fn a_stopped_shared_postgres_is_started_again_for_later_tests() -> TestResult {
+    let dir = schema_dir(&[("1_items.sql", "CREATE TABLE items (name text);")])?;
+    let spec = Env::builder()
+        .with_postgres(
+            Postgres::default()
+                .migrations(dir.path())
+                .setting("application_name", uuid::Uuid::new_v4().to_string()),
+        )
+        .grace_period(GRACE);
+    let before = spec.clone().attach().await?;
+    let (engine, id) = service_container(&before, "postgres").await?;
+    engine
+        .docker()
+        .stop_container(
+            &id,
+            Some(
+                drydock::docker::bollard::query_parameters::StopContainerOptionsBuilder::new()
+                    .t(2)
+                    .build(),
+            ),
+        )
+        .await?;
+    let identity = spec.identity()?;
+    wait_for_keeper_log(&identity, "starting it again").await?;
+    let after = spec.clone().attach().await?;
+    assert_eq!(
+        after.instance_id(),
+        before.instance_id(),
+        "the same environment"
+    );
+    let pool = after.postgres()?.pool().await?;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM items")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(rows, 0, "the migrated template, anew");
+    wait_for_keeper_log(&identity, "ready again").await
+}
+
+/// Waits, at most 30 s, until the log of the keeper of `identity` says `what`.
+async fn wait_for_keeper_log(identity: &str, what: &str) -> TestResult {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let id = identity.to_string();
+        let log = tokio::task::spawn_blocking(move || keeper_of(&id))
+            .await?
+            .map(|s| std::fs::read_to_string(s.log).unwrap_or_default())
+            .unwrap_or_default();
+        if log.contains(what) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(
+                format!("the keeper's log did not say {what:?} within 30 s:\n{log}").into(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The engine, and the id of the container of `service` in the environment `slice` is cut from.
 async fn service_container(
     slice: &drydock::Slice,

@@ -280,14 +280,20 @@ pub(super) async fn caught_up(keeper: &Keeper, resources: &Resources, bound: Dur
 async fn follow(keeper: &Keeper, name: &str, started: &dyn Started, before: &Seen, now: &Seen) {
     let container = started.container().name;
     match now {
-        Seen::Paused => keeper.set_problem(Problem {
-            service: name.into(),
-            what: format!(
-                "its container {container} was paused (`docker pause`); attaching tests wait \
+        Seen::Paused => {
+            eprintln!(
+                "drydock keeper: {name}: its container {container} was paused; attaching tests \
+                 wait for it to be unpaused"
+            );
+            keeper.set_problem(Problem {
+                service: name.into(),
+                what: format!(
+                    "its container {container} was paused (`docker pause`); attaching tests wait \
                  for it to be unpaused"
-            ),
-            terminal: false,
-        }),
+                ),
+                terminal: false,
+            })
+        }
         Seen::Gone => keeper.set_problem(Problem {
             service: name.into(),
             what: format!(
@@ -298,6 +304,10 @@ async fn follow(keeper: &Keeper, name: &str, started: &dyn Started, before: &See
             terminal: true,
         }),
         Seen::Stopped(state) => {
+            eprintln!(
+                "drydock keeper: {name}: its container {container} stopped ({state}); starting it \
+                 again"
+            );
             keeper.set_problem(Problem {
                 service: name.into(),
                 what: format!(
