@@ -228,19 +228,22 @@ async fn connect(mut builder: EnvBuilder, mode: Mode) -> Result<Connected> {
         });
     }
     let dir = RunDir::new(&run, &identity)?;
-    let bound = builder.ready_bounds() + SLICE_MARGIN;
-    let spec = KeeperSpec {
-        run: run.clone(),
-        identity: identity.clone(),
-        grace_period: builder.grace_period,
-        owner: owner.clone(),
-        max_idle,
-        services: builder.specs()?,
-    };
-    let span = tracing::info_span!("attach", %run, env = %identity);
     let (stream, grant) = match ask_listening_keeper(&dir, mode).await {
         Some(granted) => granted?,
-        None => attach_the_long_way(&dir, spec, bound, mode, span).await?,
+        // Only a keeper to start needs the whole spec: a listening one has it.
+        None => {
+            let spec = KeeperSpec {
+                run: run.clone(),
+                identity: identity.clone(),
+                grace_period: builder.grace_period,
+                owner: owner.clone(),
+                max_idle,
+                services: builder.specs()?,
+            };
+            let bound = builder.ready_bounds() + SLICE_MARGIN;
+            let span = tracing::info_span!("attach", %run, env = %identity);
+            attach_the_long_way(&dir, spec, bound, mode, span).await?
+        }
     };
     Ok(Connected {
         builder,
