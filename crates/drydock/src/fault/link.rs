@@ -201,8 +201,10 @@ async fn pump(
     mut source: ReadHalf<'_>,
     mut sink: WriteHalf<'_>,
 ) -> End {
+    if link.inner.protocol == Protocol::Kafka {
+        return pump_frames(link, stream, source, sink).await;
+    }
     let mut toxics = link.inner.toxics.subscribe();
-    let kafka = link.inner.protocol == Protocol::Kafka;
     let mut buffer = vec![0u8; FIRST_READ];
     // The zero-copy path's pipe, made when first needed; if the system refuses one, the link
     // stays on the buffered path.
@@ -211,7 +213,7 @@ async fn pump(
     loop {
         // No toxic on the proxy, the common case: bytes move inside the kernel until one comes.
         #[cfg(target_os = "linux")]
-        if !kafka && !pipe_refused && toxics.borrow().is_empty() {
+        if !pipe_refused && toxics.borrow().is_empty() {
             if pipe.is_none() {
                 pipe = super::splice::Pipe::new().ok();
                 pipe_refused = pipe.is_none();
@@ -224,56 +226,64 @@ async fn pump(
                 }
             }
         }
-        let data = if kafka {
-            match super::kafka::read_frame(&mut source).await {
-                Ok(Some(frame)) => frame,
-                Ok(None) => return close(link, &mut toxics, stream, &mut sink).await,
-                Err(_) => return End::Close,
+        let n = match source.read(&mut buffer).await {
+            Ok(0) => return close(link, &mut toxics, stream, &mut sink).await,
+            Ok(n) => n,
+            Err(_) => return End::Close,
+        };
+        if toxics.borrow().is_empty() {
+            // No toxic on the proxy, the common case: straight from the buffer, without
+            // copying the chunk or taking the toxics' locks.
+            if sink.write_all(&buffer[..n]).await.is_err() {
+                return End::Close;
             }
+            wrote(link, stream, n);
         } else {
-            match source.read(&mut buffer).await {
-                Ok(0) => return close(link, &mut toxics, stream, &mut sink).await,
-                // No toxic on the proxy, the common case: straight from the buffer, without
-                // copying the chunk or taking the toxics' locks.
-                Ok(n) if toxics.borrow().is_empty() => {
-                    if sink.write_all(&buffer[..n]).await.is_err() {
-                        return End::Close;
-                    }
-                    wrote(link, stream, n);
-                    grow(&mut buffer, n);
-                    continue;
+            for chunk in buffer[..n].chunks(CHUNK) {
+                if let Err(end) = pass(link, &mut toxics, stream, chunk.to_vec(), &mut sink).await {
+                    return end;
                 }
-                Ok(n) => {
-                    for chunk in buffer[..n].chunks(CHUNK) {
-                        if let Err(end) =
-                            pass(link, &mut toxics, stream, chunk.to_vec(), &mut sink).await
-                        {
-                            return end;
-                        }
-                    }
-                    grow(&mut buffer, n);
-                    continue;
-                }
-                Err(_) => return End::Close,
             }
-        };
-        let data = match (stream, &link.inner.protocol) {
-            (Stream::Upstream, Protocol::Kafka) => {
-                lock(&link.kafka).note_request(&data);
-                data
-            }
-            (Stream::Downstream, Protocol::Kafka) => {
-                lock(&link.kafka).rewrite_response(data, link.inner.listen)
-            }
-            _ => data,
-        };
-        match pass(link, &mut toxics, stream, data, &mut sink).await {
-            Ok(()) => {}
-            Err(end) => return end,
         }
+        grow(&mut buffer, n);
     }
 }
 
+/// [`pump`] for Kafka: frame by frame, each request noted and each answer rewritten to name
+/// the proxy (see [`super::kafka`]). Read through a buffer: one read usually brings a frame's
+/// size and body together, often several frames.
+async fn pump_frames(
+    link: &Link,
+    stream: Stream,
+    source: ReadHalf<'_>,
+    mut sink: WriteHalf<'_>,
+) -> End {
+    let mut toxics = link.inner.toxics.subscribe();
+    let mut source = tokio::io::BufReader::with_capacity(FIRST_READ, source);
+    loop {
+        let frame = match super::kafka::read_frame(&mut source).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return close(link, &mut toxics, stream, &mut sink).await,
+            Err(_) => return End::Close,
+        };
+        let frame = match stream {
+            Stream::Upstream => {
+                lock(&link.kafka).note_request(&frame);
+                frame
+            }
+            Stream::Downstream => lock(&link.kafka).rewrite_response(frame, link.inner.listen),
+        };
+        if toxics.borrow().is_empty() {
+            // No toxic on the proxy, the common case: the frame as it is.
+            if sink.write_all(&frame).await.is_err() {
+                return End::Close;
+            }
+            wrote(link, stream, frame.len());
+        } else if let Err(end) = pass(link, &mut toxics, stream, frame, &mut sink).await {
+            return end;
+        }
+    }
+}
 /// Splices bytes from `source` to `sink` while the proxy has no toxic: `Some(end)` when the
 /// link ends, `None` when a toxic arrived (the pipe is empty then; the caller goes on buffered).
 #[cfg(target_os = "linux")]
