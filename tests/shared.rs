@@ -952,6 +952,7 @@ async fn a_removed_shared_container_is_named_to_the_next_attach() -> TestResult 
             Some(
                 drydock::docker::bollard::query_parameters::RemoveContainerOptionsBuilder::new()
                     .force(true)
+                    .v(true)
                     .build(),
             ),
         )

@@ -206,7 +206,13 @@ pub async fn run_on_network(
     let _ = docker
         .remove_container(
             &id,
-            Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+            // With its anonymous volumes: an image may declare one (redis's `/data`).
+            Some(
+                RemoveContainerOptionsBuilder::new()
+                    .force(true)
+                    .v(true)
+                    .build(),
+            ),
         )
         .await;
     ran.map_err(|_| drydock::Error::Timeout {
