@@ -32,6 +32,7 @@ pub async fn build(force: bool, only: &[String]) -> Result<()> {
             continue;
         }
         let started = Instant::now();
+        let replaced = built_id(&engine, recipe.tag).await;
         println!("{:<32} building…", recipe.tag);
         let context = match &recipe.source {
             Source::Debootstrap { suite } => debootstrap::context(suite)?,
@@ -43,8 +44,33 @@ pub async fn build(force: bool, only: &[String]) -> Result<()> {
             .await
             .with_context(|| format!("building {}", recipe.tag))?;
         println!("{:<32} built in {:.0?}", recipe.tag, started.elapsed());
+        if let Some(old) = replaced {
+            remove_replaced(&engine, recipe.tag, &old).await;
+        }
     }
     Ok(())
+}
+
+/// The id of the image tagged `tag`, if it is one this command built (it carries the recipe
+/// label): only such an image is removed once a new build takes its tag.
+async fn built_id(engine: &Engine, tag: &str) -> Option<String> {
+    let image = engine.docker().inspect_image(tag).await.ok()?;
+    image.config?.labels?.get(RECIPE_LABEL)?;
+    image.id
+}
+
+/// Removes the image a new build of `tag` replaced: untagged, it would stay on disk unused
+/// (hundreds of MB per rebuild). Left alone while a container still uses it.
+async fn remove_replaced(engine: &Engine, tag: &str, old: &str) {
+    if built_id(engine, tag).await.as_deref() == Some(old) {
+        return; // the build reused it
+    }
+    let options = drydock::docker::bollard::query_parameters::RemoveImageOptionsBuilder::new()
+        .noprune(false)
+        .build();
+    if let Err(e) = engine.docker().remove_image(old, Some(options), None).await {
+        tracing::debug!(image = old, error = %e, "the replaced image stays (in use?)");
+    }
 }
 
 /// `drydock images list`.
