@@ -787,6 +787,15 @@ async fn a_restarted_shared_postgres_serves_later_tests() -> TestResult {
     wait_for_keeper_log(&spec.identity()?, "restarted").await
 }
 
+/// A shared PostgreSQL environment no other test of the run shares (a unique setting).
+fn postgres_env_of_its_own() -> EnvBuilder {
+    Env::builder()
+        .with_postgres(
+            Postgres::default().setting("application_name", uuid::Uuid::new_v4().to_string()),
+        )
+        .grace_period(GRACE)
+}
+
 /// A shared PostgreSQL environment of its own (a unique setting) whose one migration makes an
 /// `items` table.
 fn items_env(migrations: &Path) -> EnvBuilder {
@@ -820,11 +829,7 @@ async fn assert_prepared_anew(before: &drydock::Slice, after: &drydock::Slice) -
 /// the data kept.
 #[tokio::test]
 async fn a_paused_shared_postgres_holds_attaches_until_it_is_unpaused() -> TestResult {
-    let spec = Env::builder()
-        .with_postgres(
-            Postgres::default().setting("application_name", uuid::Uuid::new_v4().to_string()),
-        )
-        .grace_period(GRACE);
+    let spec = postgres_env_of_its_own();
     let before = spec.clone().attach().await?;
     let (engine, id) = service_container(&before, "postgres").await?;
     engine.docker().pause_container(&id).await?;
@@ -930,11 +935,7 @@ async fn service_container(
 /// service and what happened to it, instead of a pool timeout naming a dead port.
 #[tokio::test]
 async fn a_removed_shared_container_is_named_to_the_next_attach() -> TestResult {
-    let spec = Env::builder()
-        .with_postgres(
-            Postgres::default().setting("application_name", uuid::Uuid::new_v4().to_string()),
-        )
-        .grace_period(GRACE);
+    let spec = postgres_env_of_its_own();
     let before = spec.clone().attach().await?;
     let (engine, id) = service_container(&before, "postgres").await?;
     engine
@@ -973,11 +974,7 @@ async fn a_removed_shared_container_is_named_to_the_next_attach() -> TestResult 
 /// so a slice cut before keeps working.
 #[tokio::test]
 async fn a_stopped_keeper_is_named_killed_and_replaced_within_seconds() -> TestResult {
-    let spec = Env::builder()
-        .with_postgres(
-            Postgres::default().setting("application_name", uuid::Uuid::new_v4().to_string()),
-        )
-        .grace_period(GRACE);
+    let spec = postgres_env_of_its_own();
     let identity = spec.identity()?;
     let first = spec.clone().attach().await?;
     let status = tokio::task::spawn_blocking({
