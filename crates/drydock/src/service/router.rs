@@ -21,6 +21,8 @@ pub struct Router {
     proxies: Vec<FaultProxy>,
     /// When retargeting: the proxies already in place, handed out in order.
     existing: Option<std::collections::VecDeque<FaultProxy>>,
+    /// The proxy the last `via…` handed out, made or retargeted.
+    handed: Option<FaultProxy>,
 }
 
 impl Router {
@@ -30,6 +32,7 @@ impl Router {
             service: service.into(),
             proxies: Vec::new(),
             existing: None,
+            handed: None,
         }
     }
 
@@ -40,6 +43,7 @@ impl Router {
             service: service.to_string(),
             proxies: Vec::new(),
             existing: Some(proxies.iter().cloned().collect()),
+            handed: None,
         }
     }
 
@@ -64,7 +68,9 @@ impl Router {
         if let Some(existing) = &mut self.existing {
             if let Some(proxy) = existing.pop_front() {
                 proxy.set_upstream(address);
-                return Ok(proxy.listen_addr().to_string());
+                let listen = proxy.listen_addr().to_string();
+                self.handed = Some(proxy);
+                return Ok(listen);
             }
         }
         let name = if self.proxies.is_empty() {
@@ -74,8 +80,16 @@ impl Router {
         };
         let proxy = FaultProxy::start_with(name, address.to_string(), "127.0.0.1:0", protocol)?;
         let listen = proxy.listen_addr().to_string();
+        self.handed = Some(proxy.clone());
         self.proxies.push(proxy);
         Ok(listen)
+    }
+
+    /// The proxy the last `via…` call handed out (made now, or retargeted): for a handle that
+    /// must keep its route alive (see `KafkaConsumer`).
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))] // only Kafka's handles keep it
+    pub(crate) fn last_handed(&self) -> Option<&FaultProxy> {
+        self.handed.as_ref()
     }
 
     /// The proxies made so far.

@@ -218,7 +218,7 @@ impl Service for Kafka {
         Ok(KafkaServer {
             bootstrap,
             direct: Some(server.bootstrap.clone()),
-            route: router.proxies().last().cloned(),
+            route: router.last_handed().cloned(),
             ..server.clone()
         })
     }

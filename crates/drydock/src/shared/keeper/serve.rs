@@ -89,7 +89,10 @@ impl Keeper {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Records what went wrong with a service (attaching tests wait for it, or are told), and
+    /// writes it to the keeper's log, where a user reads it after the run.
     pub(super) fn set_problem(&self, problem: super::watch::Problem) {
+        eprintln!("drydock keeper: {}: {}", problem.service, problem.what);
         self.problems.send_modify(|all| {
             all.retain(|p| p.service != problem.service);
             all.push(problem);

@@ -280,20 +280,14 @@ pub(super) async fn caught_up(keeper: &Keeper, resources: &Resources, bound: Dur
 async fn follow(keeper: &Keeper, name: &str, started: &dyn Started, before: &Seen, now: &Seen) {
     let container = started.container().name;
     match now {
-        Seen::Paused => {
-            eprintln!(
-                "drydock keeper: {name}: its container {container} was paused; attaching tests \
-                 wait for it to be unpaused"
-            );
-            keeper.set_problem(Problem {
-                service: name.into(),
-                what: format!(
-                    "its container {container} was paused (`docker pause`); attaching tests wait \
+        Seen::Paused => keeper.set_problem(Problem {
+            service: name.into(),
+            what: format!(
+                "its container {container} was paused (`docker pause`); attaching tests wait \
                  for it to be unpaused"
-                ),
-                terminal: false,
-            })
-        }
+            ),
+            terminal: false,
+        }),
         Seen::Gone => keeper.set_problem(Problem {
             service: name.into(),
             what: format!(
@@ -304,15 +298,9 @@ async fn follow(keeper: &Keeper, name: &str, started: &dyn Started, before: &See
             terminal: true,
         }),
         Seen::Stopped(state) => {
-            eprintln!(
-                "drydock keeper: {name}: its container {container} stopped ({state}); starting it \
-                 again"
-            );
             keeper.set_problem(Problem {
                 service: name.into(),
-                what: format!(
-                    "its container {container} stopped: {state}; the keeper starts it again"
-                ),
+                what: format!("its container {container} stopped ({state}); starting it again"),
                 terminal: false,
             });
             let restarted = started
@@ -348,20 +336,16 @@ async fn follow(keeper: &Keeper, name: &str, started: &dyn Started, before: &See
                 keeper.clear_problem(name);
                 return;
             }
-            eprintln!(
-                "drydock keeper: {name}: its container {container} restarted{}; reading its \
-                 ports again and preparing it anew (its data is gone)",
-                if moved {
-                    format!(" on other published ports ({ports:?})")
-                } else {
-                    String::new()
-                }
-            );
             keeper.set_problem(Problem {
                 service: name.into(),
                 what: format!(
-                    "its container {container} restarted; the keeper is preparing it anew \
-                     (its data, the template of the slices, is gone)"
+                    "its container {container} restarted{}; the keeper is reading its ports \
+                     again and preparing it anew (its data, the template of the slices, is gone)",
+                    if moved {
+                        format!(" on other published ports ({ports:?})")
+                    } else {
+                        String::new()
+                    }
                 ),
                 terminal: false,
             });
@@ -371,7 +355,6 @@ async fn follow(keeper: &Keeper, name: &str, started: &dyn Started, before: &See
                     keeper.clear_problem(name);
                 }
                 Err(e) => {
-                    eprintln!("drydock keeper: {name}: could not be prepared again: {e}");
                     keeper.set_problem(Problem {
                         service: name.into(),
                         what: format!(
