@@ -649,6 +649,11 @@ fn cases() -> Vec<Case> {
             },
             &["\"my app!\"", "cannot name a container", "such as `my-app`"],
         ),
+        lib(
+            "service_name_not_a_name",
+            || start(Env::builder().with_redis(Redis::default().named("cache/eu"))),
+            &["\"cache/eu\"", "cannot name a container", "`.named(..)`"],
+        ),
         // ---- handles asked of an environment that lacks them ----
         lib(
             "service_not_in_the_environment",

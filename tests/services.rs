@@ -3,9 +3,12 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
+use sqlx::Connection;
+
 use drydock::{
-    Env, EnvBuilder, HttpStub, Kafka, KafkaSlice, Postgres, PostgresDb, Redis, RedisDb, Services,
-    StubEndpoint, TestResult,
+    stub::{Response, Stub},
+    Env, EnvBuilder, Error, HttpStub, Kafka, KafkaSlice, Postgres, PostgresDb, Redis, RedisDb,
+    ServiceExt, Services, StubEndpoint, TestResult,
 };
 use drydock_tests::run_child;
 
@@ -106,6 +109,132 @@ async fn owned_and_sliced_environments_hand_out_the_same_handles_and_variables()
         !report.contains(stub_password.password()),
         "a secret in: {report}"
     );
+    Ok(())
+}
+
+/// Two stubbed dependencies, each a stub server of its own under its name.
+fn payments_and_rates() -> EnvBuilder {
+    Env::builder()
+        .with_stub(HttpStub::default().named("payments"))
+        .with_stub(HttpStub::default().named("rates"))
+        .grace_period(Duration::from_secs(2))
+}
+
+/// Mounts `GET /who` answering `answer` on the stub `name` of `services`.
+async fn mount_who(services: &Services, name: &str, answer: &str) -> TestResult {
+    let stub = services.named::<HttpStub>(name)?.connect().await?;
+    stub.mount(Stub::get("/who").respond(Response::status(200).body(answer.to_string())))
+        .await?;
+    Ok(())
+}
+
+/// What `GET <url>/who` answers, or the error that kept it from answering.
+async fn who(url: &str) -> Result<String, reqwest::Error> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    client.get(format!("{url}/who")).send().await?.text().await
+}
+
+/// Services of one kind side by side, by name: each its own server, variables and faults, so
+/// that one stubbed dependency can go down while the other answers (a partial outage).
+#[tokio::test]
+async fn two_stubs_by_name_are_two_dependencies_that_fail_apart() -> TestResult {
+    let env = payments_and_rates().start().await?;
+    mount_who(&env, "payments", "payments").await?;
+    mount_who(&env, "rates", "rates").await?;
+    let vars = env.vars();
+    let keys: BTreeSet<&str> = vars.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from([
+            "PAYMENTS_STUB_URL",
+            "PAYMENTS_STUB_ADMIN_URL",
+            "RATES_STUB_URL",
+            "RATES_STUB_ADMIN_URL"
+        ])
+    );
+    let (payments, rates) = (&vars["PAYMENTS_STUB_URL"], &vars["RATES_STUB_URL"]);
+    assert_eq!(who(payments).await?, "payments");
+    assert_eq!(who(rates).await?, "rates");
+    // Two containers, each reached by its name on the network.
+    let internal =
+        |name| -> drydock::Result<String> { Ok(env.named::<HttpStub>(name)?.internal_url()) };
+    assert!(
+        internal("payments")?.ends_with("-payments:8080"),
+        "{}",
+        internal("payments")?
+    );
+    assert!(internal("rates")?.ends_with("-rates:8080"));
+    // No stub of the kind's own name: the error says which name was asked for.
+    match env.stub() {
+        Err(Error::ServiceNotInEnv { service, present }) => {
+            assert_eq!(service, "stub");
+            assert_eq!(present, ["payments (stub)", "rates (stub)"]);
+        }
+        other => panic!("expected ServiceNotInEnv, got {other:?}"),
+    }
+
+    // Payments goes down; rates still answers.
+    let down = env.fault("payments")?.down();
+    assert!(who(payments).await.is_err(), "payments answered while down");
+    assert_eq!(who(rates).await?, "rates");
+    drop(down);
+    assert_eq!(who(payments).await?, "payments");
+    Ok(())
+}
+
+/// In a shared environment, each slice has its own namespace on each named stub, and a second
+/// PostgreSQL server by name gets its own clones, variables and faults beside the first.
+#[tokio::test]
+async fn named_services_are_sliced_each_on_its_own() -> TestResult {
+    let spec = || {
+        payments_and_rates()
+            .with_postgres(Postgres::default())
+            .with_postgres(Postgres::default().named("audit"))
+    };
+    let (first, second) = tokio::try_join!(spec().attach(), spec().attach())?;
+    mount_who(&first, "payments", "first's payments").await?;
+    mount_who(&second, "payments", "second's payments").await?;
+    assert_eq!(
+        who(&first.vars()["PAYMENTS_STUB_URL"]).await?,
+        "first's payments"
+    );
+    assert_eq!(
+        who(&second.vars()["PAYMENTS_STUB_URL"]).await?,
+        "second's payments"
+    );
+    assert_ne!(
+        first.named::<HttpStub>("rates")?.namespace(),
+        second.named::<HttpStub>("rates")?.namespace()
+    );
+
+    // Two servers: the slice's clone on each, under each name's variable.
+    let (main, audit) = (first.postgres()?, first.named::<Postgres>("audit")?);
+    assert_ne!(main.server().port(), audit.server().port());
+    assert_eq!(first.vars()["DATABASE_URL"], main.url());
+    assert_eq!(first.vars()["AUDIT_DATABASE_URL"], audit.url());
+    let audit_pool = audit.pool().await?;
+    sqlx::query("CREATE TABLE audited (what text)")
+        .execute(&audit_pool)
+        .await?;
+    let main_pool = main.pool().await?;
+    let seen: Option<String> = sqlx::query_scalar("SELECT to_regclass('audited')::text")
+        .fetch_one(&main_pool)
+        .await?;
+    assert_eq!(seen, None, "a table of the audit server in the main one");
+
+    // The audit server goes down for this slice; the main one still answers.
+    let _down = first.fault("audit")?.down();
+    let options = audit.connect_options();
+    let connect = sqlx::postgres::PgConnection::connect_with(&options);
+    let refused = tokio::time::timeout(Duration::from_secs(10), connect).await;
+    assert!(
+        matches!(refused, Ok(Err(_))),
+        "connecting to the audit server while it is down did not fail at once"
+    );
+    let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&main_pool).await?;
+    assert_eq!(one, 1);
     Ok(())
 }
 

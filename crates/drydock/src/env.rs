@@ -208,6 +208,11 @@ impl EnvBuilder {
             .or_else(|| std::env::current_dir().ok())
             .unwrap_or_default();
         for service in &mut self.services {
+            crate::service::check_name(
+                service.name(),
+                "choose a name such as `my-app` (`Container::from_image`'s first argument, or \
+                 `.named(..)` on a service)",
+            )?;
             service.resolve_paths(&base)?;
         }
         for service in &self.services {
@@ -446,9 +451,7 @@ impl Env {
             .running
             .iter()
             .find(|(n, _)| n == name)
-            .ok_or_else(|| Error::ServiceNotInEnv {
-                service: name.to_string(),
-            })?;
+            .ok_or_else(|| self.services.not_in_env(name))?;
         Ok(crate::outage::Outage {
             service,
             started: &**started,

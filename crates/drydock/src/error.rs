@@ -33,7 +33,7 @@ pub type TestResult<T = ()> = std::result::Result<T, BoxError>;
 /// Everything that can go wrong while starting, using or tearing down an environment.
 ///
 /// ```
-/// let err = drydock::Error::ServiceNotInEnv { service: "redis".into() };
+/// let err = drydock::Error::ServiceNotInEnv { service: "redis".into(), present: vec![] };
 /// assert!(err.to_string().contains("Env::builder()"));
 /// assert_eq!(format!("{err:?}"), err.to_string(), "Debug shows the actionable text");
 /// ```
@@ -182,13 +182,17 @@ pub enum Error {
 
     /// The environment has no service of the name asked for.
     #[error(
-        "this environment has no {service} service\n  to fix: add it when building: \
+        "this environment has no {service} service{}\n  to fix: ask for one of those by its \
+         name (`.named::<HttpStub>(\"payments\")`), or add it when building: \
          Env::builder().with_{service}(..), or for one of yours \
-         .with_container(Container::from_image(\"{service}\", ..)) / .with_service(..)"
+         .with_container(Container::from_image(\"{service}\", ..)) / .with_service(..)",
+        if present.is_empty() { String::new() } else { format!(" (it has: {})", present.join(", ")) }
     )]
     ServiceNotInEnv {
         /// The service that was asked for.
         service: String,
+        /// The services it has, each as `name (kind)`.
+        present: Vec<String>,
     },
 
     /// The service asked for exists, but is of another type than the handle asked for.

@@ -139,17 +139,7 @@ impl fmt::Display for ImageRef {
 /// The environment variable that overrides the image of `service` (`DRYDOCK_IMAGE_POSTGRES`).
 /// Characters a variable name cannot hold become `_` (`my-app` → `DRYDOCK_IMAGE_MY_APP`).
 pub fn override_var(service: &str) -> String {
-    let name: String = service
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("DRYDOCK_IMAGE_{name}")
+    format!("DRYDOCK_IMAGE_{}", crate::service::var_prefix(service))
 }
 
 /// Resolves the image that runs for `service`, from the process environment.
@@ -161,20 +151,24 @@ pub fn override_var(service: &str) -> String {
 /// # Ok::<(), drydock::Error>(())
 /// ```
 pub fn resolve(service: &str, default: &str, in_code: Option<&str>) -> Result<ImageRef> {
-    resolve_with(service, default, in_code, |name| std::env::var(name).ok())
+    resolve_with(&[override_var(service)], default, in_code, |name| {
+        std::env::var(name).ok()
+    })
 }
 
-/// [`resolve`] with the environment given as a lookup function, so the rules can be tested
-/// without touching the process environment.
+/// [`resolve`] with the override variables (the first set wins) and the environment given, so
+/// the rules can be tested without touching the process environment.
 pub fn resolve_with(
-    service: &str,
+    vars: &[String],
     default: &str,
     in_code: Option<&str>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<ImageRef> {
-    let var = override_var(service);
-    let image = match env(&var).filter(|v| !v.trim().is_empty()) {
-        Some(value) => ImageRef::parse_from(&value, &var)?,
+    let set = vars
+        .iter()
+        .find_map(|var| Some((var, env(var).filter(|v| !v.trim().is_empty())?)));
+    let image = match set {
+        Some((var, value)) => ImageRef::parse_from(&value, var)?,
         None => match in_code {
             Some(value) => ImageRef::parse_from(value, "code")?,
             None => ImageRef::parse_from(default, "drydock's default")?,
@@ -212,20 +206,50 @@ mod tests {
         }
     }
 
+    fn vars<const N: usize>(services: [&str; N]) -> Vec<String> {
+        services.into_iter().map(override_var).collect()
+    }
+
     #[test]
     fn env_override_beats_code_and_default() -> Result<()> {
         let env = env_of(&[("DRYDOCK_IMAGE_POSTGRES", "drydock.local/postgres:17")]);
-        let image = resolve_with("postgres", "postgres:17-alpine", Some("postgres:16"), env)?;
+        let image = resolve_with(
+            &vars(["postgres"]),
+            "postgres:17-alpine",
+            Some("postgres:16"),
+            env,
+        )?;
         assert_eq!(image.to_string(), "drydock.local/postgres:17");
+        Ok(())
+    }
+
+    /// A named service's own variable first, then its kind's (what CI sets for the stand-in).
+    #[test]
+    fn the_first_override_set_wins() -> Result<()> {
+        let names = vars(["audit", "postgres"]);
+        let by_kind = env_of(&[("DRYDOCK_IMAGE_POSTGRES", "drydock.local/postgres:17")]);
+        let image = resolve_with(&names, "postgres:17-alpine", Some("postgres:16"), by_kind)?;
+        assert_eq!(image.to_string(), "drydock.local/postgres:17");
+        let both = env_of(&[
+            ("DRYDOCK_IMAGE_POSTGRES", "drydock.local/postgres:17"),
+            ("DRYDOCK_IMAGE_AUDIT", "postgres:15"),
+        ]);
+        let image = resolve_with(&names, "postgres:17-alpine", None, both)?;
+        assert_eq!(image.to_string(), "postgres:15");
         Ok(())
     }
 
     #[test]
     fn prefix_applies_to_hub_names_only() -> Result<()> {
         let env = env_of(&[("TESTCONTAINERS_HUB_IMAGE_NAME_PREFIX", "mirror.corp:5000/")]);
-        let hub = resolve_with("redis", "redis:7-alpine", None, &env)?;
+        let hub = resolve_with(&vars(["redis"]), "redis:7-alpine", None, &env)?;
         assert_eq!(hub.to_string(), "mirror.corp:5000/redis:7-alpine");
-        let local = resolve_with("redis", "redis:7", Some("drydock.local/redis:7"), &env)?;
+        let local = resolve_with(
+            &vars(["redis"]),
+            "redis:7",
+            Some("drydock.local/redis:7"),
+            &env,
+        )?;
         assert_eq!(local.to_string(), "drydock.local/redis:7");
         Ok(())
     }
@@ -241,7 +265,7 @@ mod tests {
     #[test]
     fn bad_references_name_their_origin() {
         let env = env_of(&[("DRYDOCK_IMAGE_REDIS", "redis:")]);
-        let err = resolve_with("redis", "redis:7", None, env).err();
+        let err = resolve_with(&vars(["redis"]), "redis:7", None, env).err();
         let text = err.map(|e| e.to_string()).unwrap_or_default();
         assert!(text.contains("DRYDOCK_IMAGE_REDIS"), "{text}");
         assert!(text.contains("tag"), "{text}");

@@ -50,9 +50,7 @@ impl Services {
             .entries
             .iter()
             .find(|e| e.name == name)
-            .ok_or_else(|| Error::ServiceNotInEnv {
-                service: name.to_string(),
-            })?;
+            .ok_or_else(|| self.not_in_env(name))?;
         entry
             .handle
             .downcast_ref::<S::Handle>()
@@ -121,9 +119,19 @@ impl Services {
             .iter()
             .find(|e| e.name == name)
             .map(|e| e.proxies.as_slice())
-            .ok_or_else(|| Error::ServiceNotInEnv {
-                service: name.to_string(),
-            })
+            .ok_or_else(|| self.not_in_env(name))
+    }
+
+    /// The error for a service `name` this environment lacks, naming those it has.
+    pub(crate) fn not_in_env(&self, name: &str) -> Error {
+        Error::ServiceNotInEnv {
+            service: name.to_string(),
+            present: self
+                .entries
+                .iter()
+                .map(|e| format!("{} ({})", e.name, e.kind))
+                .collect(),
+        }
     }
 
     /// What crossed each service's proxies so far: connections, bytes, round trips, waits.

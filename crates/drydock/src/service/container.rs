@@ -108,8 +108,8 @@ impl Readiness {
 /// ```
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Container {
+    /// Its name (`common.name`) is always set: a container of yours is known by it.
     common: Common,
-    name: String,
     image: String,
     env: Vec<(String, String)>,
     cmd: Vec<String>,
@@ -163,8 +163,10 @@ impl Container {
             }
         }
         Container {
-            common: Common::default(),
-            name: name.into(),
+            common: Common {
+                name: Some(name.into()),
+                ..Common::default()
+            },
             image: format!("{}:{}", description.name(), description.tag()),
             env: request
                 .env_vars()
@@ -228,38 +230,16 @@ impl Service for Container {
         &self.image
     }
 
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     fn depends_on(&self) -> Vec<String> {
         self.depends_on.clone()
     }
 
     fn resolve_paths(&mut self, _: &std::path::Path) -> Result<()> {
-        // It names the container (`<environment>-<name>`) and resolves on the network: the
-        // engine would refuse it only once the network exists, naming neither.
-        let valid = self
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-            && self.name.starts_with(|c: char| c.is_ascii_alphanumeric());
-        if !valid {
-            return Err(Error::Spec {
-                service: self.name.clone(),
-                problem: format!(
-                    "the name {:?} cannot name a container: Docker allows letters, digits, `_`, \
-                     `.` and `-`, starting with a letter or digit",
-                    self.name
-                ),
-                fix: "give Container::from_image(..) a name such as `my-app`".into(),
-            });
-        }
         // Checked with the spec, before anything starts: a wait drydock cannot carry and no
         // probe in its place would start a container nobody knows to be ready.
         if !self.uncarried_waits.is_empty() && self.readiness.is_empty() {
             return Err(Error::Spec {
-                service: self.name.clone(),
+                service: self.name().to_string(),
                 problem: format!(
                     "its image waits with {}, which drydock cannot carry into the environment",
                     self.uncarried_waits.join(", ")
@@ -286,7 +266,7 @@ impl Service for Container {
 
     fn server(&self, _: &ContainerPlan, container: &StartedContainer) -> Result<ContainerEndpoint> {
         Ok(ContainerEndpoint {
-            name: self.name.clone(),
+            name: self.name().to_string(),
             host: container.host().to_string(),
             ports: container.ports().iter().map(|(c, h)| (*c, *h)).collect(),
             direct: None,
@@ -344,7 +324,7 @@ impl Service for Container {
     }
 
     fn vars(endpoint: &ContainerEndpoint) -> Vec<(String, String)> {
-        let prefix = var_prefix(&endpoint.name);
+        let prefix = super::var_prefix(&endpoint.name);
         let mut vars = vec![(format!("{prefix}_HOST"), endpoint.host.clone())];
         if let Some((_, host_port)) = endpoint.ports.iter().next() {
             vars.push((format!("{prefix}_PORT"), host_port.to_string()));
@@ -358,6 +338,17 @@ impl Service for Container {
         vars
     }
 
+    /// Its variables already carry its name (`<NAME>_HOST`).
+    fn vars_as(_: &str, endpoint: &ContainerEndpoint) -> Vec<(String, String)> {
+        Self::vars(endpoint)
+    }
+
+    /// `DRYDOCK_IMAGE_<NAME>` only: each container of yours is an image of its own, so no
+    /// variable of its kind (`container`) replaces them all.
+    fn image_vars(&self) -> Vec<String> {
+        vec![crate::image::override_var(self.name())]
+    }
+
     fn diagnose(endpoint: &ContainerEndpoint) -> Vec<String> {
         endpoint
             .ports
@@ -365,19 +356,6 @@ impl Service for Container {
             .map(|(c, h)| format!("port {c}: {}:{h}", endpoint.host))
             .collect()
     }
-}
-
-/// `my-app` → `MY_APP`.
-fn var_prefix(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 async fn check(

@@ -120,7 +120,7 @@ impl Entry {
         Ok(Entry {
             kind: S::KIND,
             name: name.to_string(),
-            vars: S::vars(&handle),
+            vars: S::vars_as(name, &handle),
             diagnose: S::diagnose(&handle),
             explain: {
                 let handle = handle.clone();
@@ -212,11 +212,7 @@ impl<S: Service> AnyService for S {
         cmd: Vec<String>,
     ) -> BoxFuture<'_, Result<Option<Arc<dyn Started>>>> {
         Box::pin(async move {
-            let image = crate::image::resolve(
-                Service::name(self),
-                self.default_image(),
-                self.common().image.as_deref(),
-            )?;
+            let image = start::image_of(self)?;
             let mut context = super::PlanContext {
                 container_name: container.name.clone(),
                 host: container.engine.host().to_string(),
@@ -263,7 +259,7 @@ impl<S: Service> AnyService for S {
         };
         let server: S::Server = serde_json::from_value(server).map_err(|e| decode("server", e))?;
         let scope: S::Scope = serde_json::from_value(scope).map_err(|e| decode("scope", e))?;
-        Ok(S::vars(&S::handle(&server, scope)))
+        Ok(S::vars_as(Service::name(self), &S::handle(&server, scope)))
     }
 }
 

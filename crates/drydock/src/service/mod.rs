@@ -118,6 +118,10 @@ pub struct Common {
     pub image: Option<String>,
     /// How long the service may take to be ready.
     pub ready_timeout: Option<Duration>,
+    /// The service's name in its environment, when not its kind (several of a kind).
+    /// Not serialised when unset, so an unnamed spec's identity is what it always was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// A kind of service drydock runs in a container; see the [module docs](self) for an example.
@@ -157,9 +161,10 @@ pub trait Service:
     fn start_first(&self) -> bool {
         false
     }
-    /// This service's name in the environment (its kind unless several of a kind exist).
+    /// This service's name in the environment: the one [`ServiceExt::named`] gave it, else
+    /// its kind.
     fn name(&self) -> &str {
-        Self::KIND
+        self.common().name.as_deref().unwrap_or(Self::KIND)
     }
     /// The names of services that must be ready before this one starts.
     fn depends_on(&self) -> Vec<String> {
@@ -231,6 +236,31 @@ pub trait Service:
     fn handle(server: &Self::Server, scope: Self::Scope) -> Self::Handle;
     /// What a system under test reads (`DATABASE_URL`, …).
     fn vars(handle: &Self::Handle) -> Vec<(String, String)>;
+    /// The same for the service under `name`: [`vars`](Self::vars) as they are under its
+    /// kind's name, and each prefixed with the name otherwise (`payments` → `PAYMENTS_STUB_URL`),
+    /// so that several services of a kind in one environment do not overwrite each other's.
+    /// A service whose variables already carry its name (a [`Container`](crate::Container)'s
+    /// `<NAME>_HOST`) returns [`vars`](Self::vars).
+    fn vars_as(name: &str, handle: &Self::Handle) -> Vec<(String, String)> {
+        let vars = Self::vars(handle);
+        if name == Self::KIND {
+            return vars;
+        }
+        let prefix = var_prefix(name);
+        vars.into_iter()
+            .map(|(var, value)| (format!("{prefix}_{var}"), value))
+            .collect()
+    }
+    /// The variables that choose this service's image over the code's, the first set wins:
+    /// `DRYDOCK_IMAGE_<NAME>`, then, for a service given a name of its own,
+    /// `DRYDOCK_IMAGE_<KIND>` (so CI's substitute for a kind serves each of that kind).
+    fn image_vars(&self) -> Vec<String> {
+        let mut vars = vec![crate::image::override_var(self.name())];
+        if self.name() != Self::KIND {
+            vars.push(crate::image::override_var(Self::KIND));
+        }
+        vars
+    }
     /// Lines shown when a test fails: how to connect, what the slice is.
     fn diagnose(_handle: &Self::Handle) -> Vec<String> {
         Vec::new()
@@ -265,6 +295,58 @@ pub trait ServiceExt: Service {
         self.common_mut().ready_timeout = Some(bound);
         self
     }
+
+    /// Names the service, so that an environment can have several of its kind: two stubbed
+    /// dependencies, a second database server. The name is the service's in
+    /// [`Services::named`](crate::Services::named), in [`fault`](crate::Services::fault), in
+    /// its container's name, and it prefixes its variables (`PAYMENTS_STUB_URL`). Letters,
+    /// digits, `_`, `.` and `-`, starting with a letter or digit.
+    ///
+    /// ```
+    /// use drydock::{Env, HttpStub, ServiceExt};
+    ///
+    /// let env = Env::builder()
+    ///     .with_stub(HttpStub::default().named("payments"))
+    ///     .with_stub(HttpStub::default().named("rates"));
+    /// # let _ = env;
+    /// ```
+    fn named(mut self, name: impl Into<String>) -> Self {
+        self.common_mut().name = Some(name.into());
+        self
+    }
+}
+
+/// `my-app` → `MY_APP`: a service's name as the start of an environment variable.
+pub(crate) fn var_prefix(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Checks that `name` can name a container and resolve on the environment's network: the
+/// engine would refuse it only once the network exists, naming neither.
+pub(crate) fn check_name(name: &str, fix: &str) -> Result<()> {
+    let valid = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric());
+    if valid {
+        return Ok(());
+    }
+    Err(crate::Error::Spec {
+        service: name.to_string(),
+        problem: format!(
+            "the name {name:?} cannot name a container: Docker allows letters, digits, `_`, \
+             `.` and `-`, starting with a letter or digit"
+        ),
+        fix: fix.to_string(),
+    })
 }
 
 impl<S: Service> ServiceExt for S {}

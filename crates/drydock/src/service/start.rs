@@ -78,6 +78,17 @@ impl Drop for LeadTurn {
     }
 }
 
+/// The image `service` runs: its override variable's ([`Service::image_vars`]), else the code's,
+/// else its default.
+pub(crate) fn image_of<S: Service>(service: &S) -> Result<image::ImageRef> {
+    image::resolve_with(
+        &service.image_vars(),
+        service.default_image(),
+        service.common().image.as_deref(),
+        |var| std::env::var(var).ok(),
+    )
+}
+
 /// Starts `service` and waits until it is ready. On failure the container may remain; the
 /// environment's guard removes everything by label.
 pub(crate) async fn start<S: Service>(
@@ -86,11 +97,7 @@ pub(crate) async fn start<S: Service>(
     sharing: super::Sharing,
 ) -> Result<(S::Server, ContainerPlan, StartedContainer)> {
     let name = service.name().to_string();
-    let image = image::resolve(
-        &name,
-        service.default_image(),
-        service.common().image.as_deref(),
-    )?;
+    let image = image_of(service)?;
     let span = tracing::info_span!("start", service = %name, %image);
     async {
         let began = std::time::Instant::now();
