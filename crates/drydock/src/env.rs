@@ -543,12 +543,11 @@ impl Drop for InstanceGuard {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "redis"))]
 mod tests {
     use super::*;
 
     /// Tests spawn environments onto runtimes; a non-`Send` start would stop them compiling.
-    #[cfg(feature = "redis")]
     #[test]
     fn starting_is_send() {
         fn is_send<T: Send>(_: &T) {}
