@@ -6,7 +6,7 @@ use std::{
 };
 
 use drydock::{Env, EnvBuilder, Error, Postgres, Redis};
-use drydock_tests::{assert_child_passed, labelled, run_child};
+use drydock_tests::{assert_child_passed, keeper_of, labelled, run_child, signal};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -598,27 +598,6 @@ async fn one_environment_serves_a_cargo_test_run_across_gaps_longer_than_the_gra
         "ended after the run:\n{log}"
     );
     Ok(())
-}
-
-/// The keeper of the run with this identity, as `drydock ls` sees it: its pid and log.
-fn keeper_of(identity: &str) -> Option<drydock::shared::Status> {
-    drydock::shared::keepers()
-        .into_iter()
-        .filter_map(|(_, status)| status.ok())
-        .find(|s| s.identity == identity)
-}
-
-fn signal(pid: u32, signal: &str) -> std::io::Result<()> {
-    let status = std::process::Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(format!(
-            "kill {signal} {pid}: {status}"
-        )))
-    }
 }
 
 /// One test of the kill loop below: attaches while keepers die, and uses its slice across a

@@ -127,6 +127,28 @@ pub fn run_child(name: &str, env: &[(&str, Option<&str>)], bound: Duration) -> O
     output
 }
 
+/// The keeper of the run with this identity, as `drydock ls` sees it: its pid and log.
+pub fn keeper_of(identity: &str) -> Option<drydock::shared::Status> {
+    drydock::shared::keepers()
+        .into_iter()
+        .filter_map(|(_, status)| status.ok())
+        .find(|s| s.identity == identity)
+}
+
+/// Sends `signal` (`-KILL`, `-STOP`, …) to process `pid`.
+pub fn signal(pid: u32, signal: &str) -> std::io::Result<()> {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "kill {signal} {pid}: {status}"
+        )))
+    }
+}
+
 /// Whether a child run passed; on failure, its output is in the panic message.
 pub fn assert_child_passed(name: &str, output: &Output) {
     assert!(

@@ -52,7 +52,7 @@ pub(crate) fn cluster_id() -> String {
 }
 
 /// A short random id for names (8 hex characters).
-#[cfg(feature = "kafka")]
+#[cfg(any(feature = "postgres", feature = "kafka", feature = "stub"))]
 pub(crate) fn short_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
 }

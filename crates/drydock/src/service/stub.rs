@@ -130,6 +130,10 @@ pub struct StubSlicer {
     /// Namespaces created ahead of the slices that take them: a cut takes one, and another
     /// is created meanwhile, as the PostgreSQL clone pool does.
     ready: std::sync::Mutex<Vec<String>>,
+    /// Unique to this slicer (`slice-ns-<id>-<n>`): a slicer prepared anew after a restart, or
+    /// by a keeper that adopted the server, never names a namespace as an earlier one did.
+    id: String,
+    next: std::sync::atomic::AtomicU64,
 }
 
 /// How many namespaces a shared stub keeps created ahead.
@@ -143,14 +147,21 @@ impl StubSlicer {
             .cloned()
     }
 
-    /// Creates a namespace on the server, named uniquely in this process: a slicer prepared
-    /// anew (after a restart) never reuses a name an older slice's lease still removes.
+    fn new(root: StubEndpoint, sharing: Sharing) -> Self {
+        StubSlicer {
+            root,
+            sharing,
+            admin: tokio::sync::OnceCell::new(),
+            ready: std::sync::Mutex::new(Vec::new()),
+            id: crate::secret::short_id(),
+            next: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Creates a namespace on the server, named uniquely (see [`StubSlicer::id`]).
     async fn create_namespace(&self) -> Result<String> {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let name = format!(
-            "slice-ns-{}",
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("slice-ns-{}-{n}", self.id);
         self.admin().await?.namespace(&name).await?;
         Ok(name)
     }
@@ -294,12 +305,24 @@ impl Service for HttpStub {
         if !stubs.is_empty() {
             server.admin().await?.mount_all(stubs).await?;
         }
-        Ok(StubSlicer {
-            root: server.clone(),
-            sharing,
-            admin: tokio::sync::OnceCell::new(),
-            ready: std::sync::Mutex::new(Vec::new()),
-        })
+        Ok(StubSlicer::new(server.clone(), sharing))
+    }
+
+    /// The server a keeper that died started: the spec's mappings are on its root already, and
+    /// new namespaces are named apart from the ones tests still hold.
+    async fn adopt(&self, server: &StubEndpoint) -> Result<Option<StubSlicer>> {
+        Ok(Some(StubSlicer::new(server.clone(), Sharing::Shared)))
+    }
+
+    /// A namespace a test holds from a keeper that died: removed when the lease ends.
+    fn reclaim(slicer: &Arc<StubSlicer>, name: &String) -> Option<Lease<String>> {
+        Some(Lease::new(
+            name.clone(),
+            SliceNamespace {
+                slicer: Arc::clone(slicer),
+                name: name.clone(),
+            },
+        ))
     }
 
     fn owned_scope(_: &StubSlicer) -> String {
@@ -316,8 +339,13 @@ impl Service for HttpStub {
             None => slicer.create_namespace().await?,
         };
         tokio::spawn(Arc::clone(slicer).fill());
-        let admin = slicer.admin().await?;
-        Ok(Lease::new(name.clone(), SliceNamespace { admin, name }))
+        Ok(Lease::new(
+            name.clone(),
+            SliceNamespace {
+                slicer: Arc::clone(slicer),
+                name,
+            },
+        ))
     }
 
     fn route(server: &StubEndpoint, router: &mut Router) -> Result<StubEndpoint> {
@@ -386,19 +414,26 @@ impl Service for HttpStub {
 
 /// A slice's namespace, removed with its stubs and journal (in the background) when the lease ends.
 struct SliceNamespace {
-    admin: Arc<StubServer>,
+    slicer: Arc<StubSlicer>,
     name: String,
 }
 
 impl Drop for SliceNamespace {
     fn drop(&mut self) {
-        let (admin, name) = (Arc::clone(&self.admin), std::mem::take(&mut self.name));
+        let (slicer, name) = (Arc::clone(&self.slicer), std::mem::take(&mut self.name));
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         runtime.spawn(async move {
             super::quiet::after_attach().await;
-            if let Err(e) = admin.remove_namespace(&name).await {
+            let removed = match slicer.admin().await {
+                Ok(admin) => admin
+                    .remove_namespace(&name)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = removed {
                 eprintln!("drydock keeper: removing stub namespace {name}: {e}");
             }
         });

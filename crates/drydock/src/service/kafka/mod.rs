@@ -157,12 +157,15 @@ impl Service for Kafka {
         Ok(plan)
     }
 
-    fn server(&self, plan: &ContainerPlan, container: &StartedContainer) -> Result<KafkaServer> {
-        // The one fixed port is the advertised one, the same inside and out.
-        let port = plan
-            .fixed_ports
-            .first()
-            .map(|(host, _)| *host)
+    fn server(&self, _: &ContainerPlan, container: &StartedContainer) -> Result<KafkaServer> {
+        // The one port it publishes is the advertised one, the same inside and out. Read from
+        // the container, not the plan: a container adopted from a keeper that died was
+        // started with its predecessor's plan, and another port.
+        let port = container
+            .ports()
+            .values()
+            .next()
+            .copied()
             .unwrap_or_default();
         Ok(KafkaServer {
             bootstrap: format!("{}:{port}", container.host()),
@@ -189,6 +192,28 @@ impl Service for Kafka {
             sharing,
             admin: SharedAdmin::default(),
         })
+    }
+
+    /// The broker a keeper that died started: topics are names under each slice's prefix,
+    /// and a successor's slice numbers (so prefixes) never repeat its predecessor's.
+    async fn adopt(&self, server: &KafkaServer) -> Result<Option<KafkaSlicer>> {
+        Ok(Some(KafkaSlicer {
+            server: server.clone(),
+            sharing: Sharing::Shared,
+            admin: SharedAdmin::default(),
+        }))
+    }
+
+    /// A prefix a test holds from a keeper that died: its topics are deleted when it ends.
+    fn reclaim(slicer: &Arc<KafkaSlicer>, prefix: &String) -> Option<Lease<String>> {
+        Some(Lease::new(
+            prefix.clone(),
+            SliceTopics {
+                server: slicer.server.clone(),
+                admin: slicer.admin.clone(),
+                prefix: prefix.clone(),
+            },
+        ))
     }
 
     fn owned_scope(_: &KafkaSlicer) -> String {

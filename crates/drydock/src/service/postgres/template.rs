@@ -118,12 +118,7 @@ impl ClonePool {
             wanted: Notify::new(),
             target: spec.clone_pool_size(),
             counter: AtomicU64::new(0),
-            id: crate::secret::generate()
-                .chars()
-                .filter(char::is_ascii_alphanumeric)
-                .take(6)
-                .collect::<String>()
-                .to_ascii_lowercase(),
+            id: crate::secret::short_id(),
             // FILE_COPY (PG 15+) copies the directory instead of WAL-logging every block; with
             // fsync off its checkpoints cost little, and it does not serialise on WAL.
             strategy: if version >= 150_000 {

@@ -29,12 +29,32 @@ pub(super) struct ReadyRecord {
     pub generation: u64,
 }
 
-/// One test's lease, as `leases/<slice>.json` records it.
-#[derive(Debug, Serialize, Deserialize)]
+/// One slice's lease, as `leases/<slice>.json` records it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct LeaseRecord {
+    /// The process it was cut for.
     pub test: RunOwner,
     /// Each service's name and the scope granted.
     pub scopes: Vec<(String, serde_json::Value)>,
+    /// Whose it is, and so when a successor gives it back.
+    #[serde(default)]
+    pub held_by: HeldBy,
+}
+
+/// Whose a recorded slice is: what a successor does with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) enum HeldBy {
+    /// A test's: given back when the test's process ends.
+    #[default]
+    Test,
+    /// The run's (`drydock up`): held until `drydock down` or the end of the run, whatever
+    /// becomes of the process that asked.
+    Run,
+    /// A failed test's, kept for a look (`DRYDOCK_KEEP`): held until `drydock down`.
+    Look {
+        /// The test, as the keeper lists it.
+        test: String,
+    },
 }
 
 pub(super) fn write_json(path: &Path, value: &impl Serialize) {
@@ -172,9 +192,10 @@ pub(super) async fn adopt(keeper: &Arc<Keeper>) -> Result<Option<(Resources, u64
 /// How often the successor looks whether the tests it took leases over from still run.
 const ORPHAN_POLL: Duration = Duration::from_millis(250);
 
-/// Takes over the leases tests hold from the keeper that died: each counts as a lease of this
-/// keeper (it does not end under them) and its scopes are given back when its process ends.
-/// Records of tests that ended meanwhile give their scopes back at once.
+/// Takes over the leases the keeper that died recorded: a test's counts as a lease of this
+/// keeper (it does not end under the test) and its scopes are given back when the test's
+/// process ends, at once for a test that ended meanwhile; the run's (`drydock up`) and those
+/// kept for a look are held again as they were.
 pub(super) fn take_over_leases(keeper: &Arc<Keeper>, resources: &Resources) {
     let Ok(entries) = std::fs::read_dir(keeper.dir.leases_dir()) else {
         return;
@@ -189,28 +210,41 @@ pub(super) fn take_over_leases(keeper: &Arc<Keeper>, resources: &Resources) {
             continue;
         };
         let mut leases = Vec::new();
-        for (name, scope) in record.scopes {
-            if let Some((_, started)) = resources.services.iter().find(|(n, _)| *n == name) {
-                leases.extend(started.reclaim(scope));
+        for (name, scope) in &record.scopes {
+            if let Some((_, started)) = resources.services.iter().find(|(n, _)| n == name) {
+                leases.extend(started.reclaim(scope.clone()));
             }
         }
-        if !record.test.is_alive() {
-            drop(leases);
-            let _ = std::fs::remove_file(&path);
-            continue;
-        }
-        eprintln!(
-            "drydock keeper: took over the lease of test process {}",
-            record.test.pid
-        );
-        let count = super::lease::LeaseCount::new(keeper);
-        tokio::spawn(async move {
-            while record.test.is_alive() {
-                tokio::time::sleep(ORPHAN_POLL).await;
+        let test = record.test.clone();
+        // The record lives as long as the slice, so a successor of this keeper finds it too.
+        leases.push(Box::new(super::lease::LeaseFile::adopted(
+            path,
+            record.clone(),
+        )));
+        match record.held_by {
+            HeldBy::Run => {
+                eprintln!("drydock keeper: holding the run's slice again (drydock up)");
+                keeper.held().push(leases);
             }
-            drop(leases);
-            drop(count);
-            let _ = std::fs::remove_file(&path);
-        });
+            HeldBy::Look { test } => {
+                eprintln!("drydock keeper: keeping the slice of failed test {test} again");
+                keeper.kept().push((test, leases));
+            }
+            HeldBy::Test if !test.is_alive() => drop(leases),
+            HeldBy::Test => {
+                eprintln!(
+                    "drydock keeper: took over the lease of test process {}",
+                    test.pid
+                );
+                let count = super::lease::LeaseCount::new(keeper);
+                tokio::spawn(async move {
+                    while test.is_alive() {
+                        tokio::time::sleep(ORPHAN_POLL).await;
+                    }
+                    drop(leases);
+                    drop(count);
+                });
+            }
+        }
     }
 }

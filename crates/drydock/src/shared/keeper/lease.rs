@@ -9,7 +9,10 @@ use tokio::{
     net::UnixStream,
 };
 
-use super::serve::{Keeper, Phase, Resources};
+use super::{
+    adopt::{HeldBy, LeaseRecord},
+    serve::{Keeper, Phase, Resources},
+};
 use crate::{
     error::Result,
     service::SliceId,
@@ -89,13 +92,21 @@ pub(super) async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
             let Some(resources) = ready(&keeper, &mut write).await else {
                 return;
             };
-            let (grant, leases, _) = match cut(&resources, pid).await {
+            let (grant, mut leases, number) = match cut(&resources, pid).await {
                 Ok(cut) => cut,
                 Err(e) => {
                     let _ = reply(&mut write, &refusal(&resources, &e)).await;
                     return;
                 }
             };
+            // Recorded, so that a successor of this keeper holds it again.
+            let record = keeper.dir.leases_dir().join(format!("{number}.json"));
+            leases.push(Box::new(LeaseFile::write(
+                &record,
+                pid,
+                &grant,
+                HeldBy::Run,
+            )));
             keeper.held().push(leases);
             keeper.served.fetch_add(1, Ordering::Relaxed);
             let _ = reply(&mut write, &Response::Slice(Box::new(grant))).await;
@@ -117,7 +128,7 @@ pub(super) async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
             // Recorded before it is handed out, so that a successor of this keeper takes it
             // over should this keeper die while the test holds it; removed when it ends.
             let record = keeper.dir.leases_dir().join(format!("{number}.json"));
-            let _record = LeaseFile::write(&record, pid, &grant);
+            let mut record = LeaseFile::write(&record, pid, &grant, HeldBy::Test);
             let _holder = Holder(Arc::clone(&resources), grant.slice);
             if reply(&mut write, &Response::Slice(Box::new(grant)))
                 .await
@@ -136,6 +147,9 @@ pub(super) async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
                 }
                 if let Some(test) = kept_for {
                     eprintln!("drydock keeper: keeping the slice of failed test {test}");
+                    record.hold_for(HeldBy::Look { test: test.clone() });
+                    let mut leases = leases;
+                    leases.push(Box::new(record));
                     keeper.kept().push((test, leases));
                     return;
                 }
@@ -146,30 +160,44 @@ pub(super) async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
 }
 
 /// A lease's record for a successor keeper (see [`super::adopt`]): removed when dropped.
-struct LeaseFile(Option<std::path::PathBuf>);
+pub(super) struct LeaseFile(Option<(std::path::PathBuf, LeaseRecord)>);
 
 impl LeaseFile {
-    fn write(path: &std::path::Path, pid: u32, grant: &SliceGrant) -> Self {
+    fn write(path: &std::path::Path, pid: u32, grant: &SliceGrant, held_by: HeldBy) -> Self {
         let Some(test) = crate::identity::RunOwner::of(pid) else {
             return LeaseFile(None);
         };
         let _ = std::fs::create_dir_all(path.parent().unwrap_or(path));
-        let record = super::adopt::LeaseRecord {
+        let record = LeaseRecord {
             test,
             scopes: grant
                 .services
                 .iter()
                 .map(|s| (s.name.clone(), s.scope.clone()))
                 .collect(),
+            held_by,
         };
         super::adopt::write_json(path, &record);
-        LeaseFile(Some(path.to_path_buf()))
+        LeaseFile(Some((path.to_path_buf(), record)))
+    }
+
+    /// The record a keeper that died wrote, now this keeper's.
+    pub(super) fn adopted(path: std::path::PathBuf, record: LeaseRecord) -> Self {
+        LeaseFile(Some((path, record)))
+    }
+
+    /// Records that the slice is held by `held_by` from now on.
+    fn hold_for(&mut self, held_by: HeldBy) {
+        if let Some((path, record)) = &mut self.0 {
+            record.held_by = held_by;
+            super::adopt::write_json(path, record);
+        }
     }
 }
 
 impl Drop for LeaseFile {
     fn drop(&mut self) {
-        if let Some(path) = &self.0 {
+        if let Some((path, _)) = &self.0 {
             let _ = std::fs::remove_file(path);
         }
     }
