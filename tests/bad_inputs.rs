@@ -664,7 +664,11 @@ fn cases() -> Vec<Case> {
                     Ok(())
                 })
             },
-            &["no postgres service", "with_postgres"],
+            &[
+                "no postgres service (it has: redis (redis))",
+                "by its name (`.named::<…>(\"redis\")`)",
+                "with_postgres",
+            ],
         ),
         lib(
             "service_of_another_type",

@@ -182,11 +182,11 @@ pub enum Error {
 
     /// The environment has no service of the name asked for.
     #[error(
-        "this environment has no {service} service{}\n  to fix: ask for one of those by its \
-         name (`.named::<HttpStub>(\"payments\")`), or add it when building: \
+        "this environment has no {service} service{}\n  to fix: {}add it when building: \
          Env::builder().with_{service}(..), or for one of yours \
          .with_container(Container::from_image(\"{service}\", ..)) / .with_service(..)",
-        if present.is_empty() { String::new() } else { format!(" (it has: {})", present.join(", ")) }
+        render_present(present).0,
+        render_present(present).1
     )]
     ServiceNotInEnv {
         /// The service that was asked for.
@@ -467,6 +467,21 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// What a [`Error::ServiceNotInEnv`] says the environment has, and the hint to ask for one of
+/// those by its name (a service named with `ServiceExt::named` is not found by its kind).
+fn render_present(present: &[String]) -> (String, String) {
+    match present.first() {
+        None => (String::new(), String::new()),
+        Some(first) => (
+            format!(" (it has: {})", present.join(", ")),
+            format!(
+                "ask for one of those by its name (`.named::<…>(\"{}\")`), or ",
+                first.split(' ').next().unwrap_or(first)
+            ),
+        ),
+    }
 }
 
 fn render_reported(reported: &[String]) -> String {

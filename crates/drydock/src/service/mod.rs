@@ -303,11 +303,12 @@ pub trait ServiceExt: Service {
     /// digits, `_`, `.` and `-`, starting with a letter or digit.
     ///
     /// ```
-    /// use drydock::{Env, HttpStub, ServiceExt};
+    /// use drydock::{Env, Redis, ServiceExt};
     ///
     /// let env = Env::builder()
-    ///     .with_stub(HttpStub::default().named("payments"))
-    ///     .with_stub(HttpStub::default().named("rates"));
+    ///     .with_redis(Redis::default())                   // REDIS_URL
+    ///     .with_redis(Redis::default().named("sessions")); // SESSIONS_REDIS_URL
+    /// // env.redis()? is the first; env.named::<Redis>("sessions")? the second.
     /// # let _ = env;
     /// ```
     fn named(mut self, name: impl Into<String>) -> Self {
