@@ -41,7 +41,9 @@ enum Command {
     /// run; writes their variables (DATABASE_URL, REDIS_URL, …, DRYDOCK_RUN_ID) to $NEXTEST_ENV
     /// and stdout. As a nextest setup script, tests find their dependencies started.
     Up {
-        /// `postgres`, `redis`, `kafka`, `stub`: each with its defaults.
+        /// `postgres`, `redis`, `kafka`, `stub`: each with its defaults. `KIND:NAME`
+        /// (`stub:payments`) names one, for several of a kind; its variables are prefixed
+        /// with the name (`PAYMENTS_STUB_URL`).
         #[arg(value_name = "SERVICE")]
         services: Vec<String>,
         /// Write the variables here too (appended), besides $NEXTEST_ENV.

@@ -36,17 +36,34 @@ fn spec(services: &[String]) -> Result<EnvBuilder> {
     Ok(builder)
 }
 
-/// `builder` with service `name`, with its defaults.
-fn add(builder: EnvBuilder, name: &str) -> Result<EnvBuilder> {
-    match name {
+/// `builder` with the service `argument` names, with its defaults: a kind (`stub`), or a kind
+/// and a name of its own (`stub:payments`, for several of a kind; its variables are prefixed:
+/// `PAYMENTS_STUB_URL`).
+fn add(builder: EnvBuilder, argument: &str) -> Result<EnvBuilder> {
+    let (kind, name) = match argument.split_once(':') {
+        Some((kind, name)) => (kind, Some(name)),
+        None => (argument, None),
+    };
+    // Each kind's default, named when asked.
+    fn with<S: drydock::service::Service + Default>(
+        builder: EnvBuilder,
+        name: Option<&str>,
+    ) -> EnvBuilder {
+        use drydock::ServiceExt;
+        match name {
+            Some(name) => builder.with_service(S::default().named(name)),
+            None => builder.with_service(S::default()),
+        }
+    }
+    match kind {
         #[cfg(feature = "postgres")]
-        "postgres" => Ok(builder.with_postgres(drydock::Postgres::default())),
+        "postgres" => Ok(with::<drydock::Postgres>(builder, name)),
         #[cfg(feature = "redis")]
-        "redis" => Ok(builder.with_redis(drydock::Redis::default())),
+        "redis" => Ok(with::<drydock::Redis>(builder, name)),
         #[cfg(feature = "kafka")]
-        "kafka" => Ok(builder.with_kafka(drydock::Kafka::default())),
+        "kafka" => Ok(with::<drydock::Kafka>(builder, name)),
         #[cfg(feature = "stub")]
-        "stub" => Ok(builder.with_stub(drydock::HttpStub::default())),
+        "stub" => Ok(with::<drydock::HttpStub>(builder, name)),
         other => {
             drop(builder);
             match KNOWN.iter().find(|(known, _)| *known == other) {

@@ -267,3 +267,66 @@ async fn up_keeps_the_environment_until_down_removes_it() -> TestResult {
     assert!(String::from_utf8_lossy(&again.stdout).contains("no environment of run"));
     Ok(())
 }
+
+/// `KIND:NAME` starts several services of a kind, each under its name: `drydock up
+/// redis:cache redis:sessions` exports each one's variables prefixed with its name, each
+/// answers at its own, and `drydock down` with the same arguments removes them.
+#[tokio::test]
+async fn up_names_several_services_of_a_kind() -> TestResult {
+    let run = format!("up-named-{}", uuid::Uuid::new_v4().simple());
+    let me = std::process::id().to_string();
+    let drydock = |args: &[&str]| {
+        let mut command = clean(DRYDOCK);
+        command
+            .args(args)
+            .env("DRYDOCK_RUN_ID", &run)
+            .env("DRYDOCK_RUN_OWNER", &me);
+        command
+    };
+    let services = ["redis:cache", "redis:sessions"];
+    let up = drydock(&[&["up"][..], &services[..]].concat());
+    let up =
+        tokio::task::spawn_blocking(move || run_bounded(up, Duration::from_secs(120))).await??;
+    let printed = String::from_utf8_lossy(&up.stdout).into_owned();
+    assert!(
+        up.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let vars = parse(&printed);
+    assert!(!vars.contains_key("REDIS_URL"), "{vars:?}");
+    let (cache, sessions) = (&vars["CACHE_REDIS_URL"], &vars["SESSIONS_REDIS_URL"]);
+    // Two servers: a key set in one is not in the other.
+    let mut cache = redis::Client::open(cache.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let mut sessions = redis::Client::open(sessions.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    redis::cmd("SET")
+        .arg("k")
+        .arg("cached")
+        .query_async::<()>(&mut cache)
+        .await?;
+    let other: Option<String> = redis::cmd("GET")
+        .arg("k")
+        .query_async(&mut sessions)
+        .await?;
+    assert_eq!(other, None, "a key of the cache server in the sessions one");
+    let instance = format!("drydock.instance={}", vars["DRYDOCK_INSTANCE"]);
+    assert_eq!(labelled(&instance).await?.containers.len(), 2);
+
+    let down = tokio::task::spawn_blocking({
+        let command = drydock(&[&["down"][..], &services[..]].concat());
+        move || run_bounded(command, Duration::from_secs(120))
+    })
+    .await??;
+    let said = String::from_utf8_lossy(&down.stdout).into_owned();
+    assert!(down.status.success(), "{said}");
+    assert!(said.contains("removed the environment"), "{said}");
+    assert!(
+        labelled(&instance).await?.is_empty(),
+        "gone when `drydock down` returns"
+    );
+    Ok(())
+}
