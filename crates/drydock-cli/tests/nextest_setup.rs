@@ -60,6 +60,29 @@ fn run_bounded(mut command: Command, bound: Duration) -> std::io::Result<Output>
     child.wait_with_output()
 }
 
+/// `drydock <args>` in run `run`, the run held while this test's process lives (not only while
+/// `drydock up` does); what it printed, and whether it succeeded (its output on failure).
+async fn drydock_in(run: &str, args: &[&str], bound: Duration) -> Result<String, String> {
+    let mut command = clean(DRYDOCK);
+    command
+        .args(args)
+        .env("DRYDOCK_RUN_ID", run)
+        .env("DRYDOCK_RUN_OWNER", std::process::id().to_string());
+    let output = tokio::task::spawn_blocking(move || run_bounded(command, bound))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("drydock {args:?}: {e}"))?;
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    if output.status.success() {
+        Ok(printed)
+    } else {
+        Err(format!(
+            "drydock {args:?} failed:\n{printed}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
@@ -185,25 +208,13 @@ async fn up_keeps_the_environment_until_down_removes_it() -> TestResult {
     let env_file = work.path().join("env");
     let run = format!("up-down-{}", uuid::Uuid::new_v4().simple());
     let me = std::process::id().to_string();
-    let drydock = |args: &[&str]| {
-        let mut command = clean(DRYDOCK);
-        command
-            .args(args)
-            .env("DRYDOCK_RUN_ID", &run)
-            // Held while this test runs, not only while `drydock up` does.
-            .env("DRYDOCK_RUN_OWNER", &me);
-        command
-    };
-    let mut up = drydock(&["up", "redis", "--env-file"]);
-    up.arg(&env_file);
-    let up =
-        tokio::task::spawn_blocking(move || run_bounded(up, Duration::from_secs(120))).await??;
-    let printed = String::from_utf8_lossy(&up.stdout).into_owned();
-    assert!(
-        up.status.success(),
-        "{printed}\n{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    let env_file_arg = env_file.to_string_lossy().into_owned();
+    let printed = drydock_in(
+        &run,
+        &["up", "redis", "--env-file", &env_file_arg],
+        Duration::from_secs(120),
+    )
+    .await?;
     let vars = parse(&std::fs::read_to_string(&env_file)?);
     assert_eq!(
         vars,
@@ -246,25 +257,14 @@ async fn up_keeps_the_environment_until_down_removes_it() -> TestResult {
         "the attaching test got another environment:\n{attached}"
     );
 
-    let down = tokio::task::spawn_blocking({
-        let command = drydock(&["down"]);
-        move || run_bounded(command, Duration::from_secs(120))
-    })
-    .await??;
-    let said = String::from_utf8_lossy(&down.stdout).into_owned();
-    assert!(down.status.success(), "{said}");
+    let said = drydock_in(&run, &["down"], Duration::from_secs(120)).await?;
     assert!(said.contains("removed the environment"), "{said}");
     assert!(
         labelled(&instance).await?.is_empty(),
         "gone when `drydock down` returns"
     );
-    let again = tokio::task::spawn_blocking({
-        let command = drydock(&["down"]);
-        move || run_bounded(command, Duration::from_secs(30))
-    })
-    .await??;
-    assert!(again.status.success());
-    assert!(String::from_utf8_lossy(&again.stdout).contains("no environment of run"));
+    let again = drydock_in(&run, &["down"], Duration::from_secs(30)).await?;
+    assert!(again.contains("no environment of run"), "{again}");
     Ok(())
 }
 
@@ -274,25 +274,9 @@ async fn up_keeps_the_environment_until_down_removes_it() -> TestResult {
 #[tokio::test]
 async fn up_names_several_services_of_a_kind() -> TestResult {
     let run = format!("up-named-{}", uuid::Uuid::new_v4().simple());
-    let me = std::process::id().to_string();
-    let drydock = |args: &[&str]| {
-        let mut command = clean(DRYDOCK);
-        command
-            .args(args)
-            .env("DRYDOCK_RUN_ID", &run)
-            .env("DRYDOCK_RUN_OWNER", &me);
-        command
-    };
     let services = ["redis:cache", "redis:sessions"];
-    let up = drydock(&[&["up"][..], &services[..]].concat());
-    let up =
-        tokio::task::spawn_blocking(move || run_bounded(up, Duration::from_secs(120))).await??;
-    let printed = String::from_utf8_lossy(&up.stdout).into_owned();
-    assert!(
-        up.status.success(),
-        "{printed}\n{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    let up = [&["up"][..], &services[..]].concat();
+    let printed = drydock_in(&run, &up, Duration::from_secs(120)).await?;
     let vars = parse(&printed);
     assert!(!vars.contains_key("REDIS_URL"), "{vars:?}");
     let (cache, sessions) = (&vars["CACHE_REDIS_URL"], &vars["SESSIONS_REDIS_URL"]);
@@ -316,13 +300,8 @@ async fn up_names_several_services_of_a_kind() -> TestResult {
     let instance = format!("drydock.instance={}", vars["DRYDOCK_INSTANCE"]);
     assert_eq!(labelled(&instance).await?.containers.len(), 2);
 
-    let down = tokio::task::spawn_blocking({
-        let command = drydock(&[&["down"][..], &services[..]].concat());
-        move || run_bounded(command, Duration::from_secs(120))
-    })
-    .await??;
-    let said = String::from_utf8_lossy(&down.stdout).into_owned();
-    assert!(down.status.success(), "{said}");
+    let down = [&["down"][..], &services[..]].concat();
+    let said = drydock_in(&run, &down, Duration::from_secs(120)).await?;
     assert!(said.contains("removed the environment"), "{said}");
     assert!(
         labelled(&instance).await?.is_empty(),
