@@ -647,12 +647,12 @@ fn cases() -> Vec<Case> {
                         .with_container(Container::from_image("my app!", debian(&["sleep", "60"]))),
                 )
             },
-            &["\"my app!\"", "cannot name a container", "such as `my-app`"],
+            &["\"my app!\"", "cannot name a service", "such as `my-app`"],
         ),
         lib(
             "service_name_not_a_name",
             || start(Env::builder().with_redis(Redis::default().named("cache/eu"))),
-            &["\"cache/eu\"", "cannot name a container", "`.named(..)`"],
+            &["\"cache/eu\"", "cannot name a service", "`.named(..)`"],
         ),
         // ---- handles asked of an environment that lacks them ----
         lib(
@@ -666,7 +666,6 @@ fn cases() -> Vec<Case> {
             },
             &[
                 "no postgres service (it has: redis (redis))",
-                "by its name (`.named::<…>(\"redis\")`)",
                 "with_postgres",
             ],
         ),

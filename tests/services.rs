@@ -215,7 +215,11 @@ async fn named_services_are_sliced_each_on_its_own() -> TestResult {
 
     // Two servers: the slice's clone on each, under each name's variable.
     let (main, audit) = (first.postgres()?, first.named::<Postgres>("audit")?);
-    assert_ne!(main.server().port(), audit.server().port());
+    // Each through the slice's own proxy; behind them, two containers' published ports.
+    assert_ne!(
+        main.server().direct().port(),
+        audit.server().direct().port()
+    );
     assert_eq!(first.vars()["DATABASE_URL"], main.url());
     assert_eq!(first.vars()["AUDIT_DATABASE_URL"], audit.url());
     let audit_pool = audit.pool().await?;

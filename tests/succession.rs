@@ -74,6 +74,12 @@ async fn child_holds_for_the_run() -> TestResult {
 #[drydock::test(env = succession_env)]
 #[ignore = "run by a_successor_takes_over_every_slice_the_killed_keeper_held"]
 async fn child_fails_and_is_kept(slice: &Slice) -> TestResult {
+    let mut redis = slice.redis()?.connection_manager().await?;
+    let _: () = redis::cmd("SET")
+        .arg("whose")
+        .arg("kept")
+        .query_async(&mut redis)
+        .await?;
     std::fs::write(shared_dir().join("kept.json"), parts_of(slice)?.to_string())?;
     Err("failing, so that its slice is kept".into())
 }
@@ -161,24 +167,104 @@ impl Drop for DownAtEnd {
     }
 }
 
+/// One run of a test below, as its child processes see it: the run, its owner process, the
+/// tag that makes the environment this run's own, and where the children leave their parts.
+struct Run {
+    id: String,
+    owner: String,
+    tag: String,
+    dir: tempfile::TempDir,
+    _down: DownAtEnd,
+}
+
+impl Run {
+    fn new(owner: u32) -> std::io::Result<Run> {
+        let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+        let id = format!("succession-{tag}");
+        Ok(Run {
+            _down: DownAtEnd(id.clone()),
+            id,
+            owner: owner.to_string(),
+            tag,
+            dir: tempfile::tempdir()?,
+        })
+    }
+
+    /// The environment of this run's child processes; `keep`: `DRYDOCK_KEEP=on-failure`.
+    fn child_env(&self, keep: bool) -> Vec<(String, Option<String>)> {
+        [
+            ("DRYDOCK_RUN_ID", Some(self.id.clone())),
+            ("DRYDOCK_RUN_OWNER", Some(self.owner.clone())),
+            ("SUCCESSION_TAG", Some(self.tag.clone())),
+            (
+                "SUCCESSION_DIR",
+                Some(self.dir.path().to_string_lossy().into_owned()),
+            ),
+            ("DRYDOCK_KEEP", keep.then(|| "on-failure".to_string())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Runs the ignored test `name` as a process of this run.
+    fn child(&self, name: &str, keep: bool) -> std::process::Output {
+        run_with(name, &self.child_env(keep))
+    }
+
+    /// The parts a child left in `name`.
+    fn parts(&self, name: &str) -> TestResult<serde_json::Value> {
+        read_parts(self.dir.path(), name)
+    }
+
+    /// A failed test's slice, kept for a look: its parts.
+    fn keep_a_failed_test(&self) -> TestResult<serde_json::Value> {
+        let output = self.child("child_fails_and_is_kept", true);
+        assert!(!output.status.success(), "the kept child passed");
+        self.parts("kept.json")
+    }
+
+    fn identity(&self) -> drydock::Result<String> {
+        succession_env_of(&self.tag).identity()
+    }
+
+    /// Kills the environment's keeper; the one killed.
+    fn kill_the_keeper(&self) -> TestResult<drydock::shared::Status> {
+        let keeper = keeper_of(&self.identity()?).ok_or("no keeper of the environment")?;
+        signal(keeper.pid, "-KILL")?;
+        Ok(keeper)
+    }
+}
+
+/// [`run_child`] with an environment of owned strings (a thread can take it).
+fn run_with(name: &str, env: &[(String, Option<String>)]) -> std::process::Output {
+    let env: Vec<(&str, Option<&str>)> = env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_deref()))
+        .collect();
+    run_child(name, &env, CHILD_BOUND)
+}
+
+/// `redis://…/<n>` with database `db` instead.
+fn redis_db_url(url: &str, db: &serde_json::Value) -> String {
+    let server = url.rsplit_once('/').map_or(url, |(server, _)| server);
+    format!("{server}/{db}")
+}
+
+async fn redis_get(url: &str, key: &str) -> TestResult<Option<String>> {
+    let mut redis = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    Ok(redis::cmd("GET").arg(key).query_async(&mut redis).await?)
+}
+
 #[tokio::test]
 async fn a_successor_takes_over_every_slice_the_killed_keeper_held() -> TestResult {
-    let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    let run = format!("succession-{tag}");
-    let _down = DownAtEnd(run.clone());
-    let scratch = tempfile::tempdir()?;
-    let dir = scratch.path().to_string_lossy().into_owned();
-    let owner = std::process::id().to_string();
-    let env = [
-        ("DRYDOCK_RUN_ID", Some(run.as_str())),
-        ("DRYDOCK_RUN_OWNER", Some(owner.as_str())),
-        ("SUCCESSION_TAG", Some(tag.as_str())),
-        ("SUCCESSION_DIR", Some(dir.as_str())),
-        ("DRYDOCK_KEEP", None),
-    ];
+    let run = Run::new(std::process::id())?;
+    let tag = run.tag.clone();
 
-    // The run's slice, and a failed test's kept for a look.
-    let output = run_child("child_holds_for_the_run", &env, CHILD_BOUND);
+    // The run's slice, and a failed test's kept for a look; each with a Redis key.
+    let output = run.child("child_holds_for_the_run", false);
     assert_child_passed("child_holds_for_the_run", &output);
     let held: HashMap<String, String> = String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -186,46 +272,55 @@ async fn a_successor_takes_over_every_slice_the_killed_keeper_held() -> TestResu
         .filter_map(|l| l.split_once("HELD ")?.1.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let mut keeping = env.to_vec();
-    keeping.push(("DRYDOCK_KEEP", Some("on-failure")));
-    let output = run_child("child_fails_and_is_kept", &keeping, CHILD_BOUND);
-    assert!(!output.status.success(), "the kept child passed");
-    let kept = read_parts(scratch.path(), "kept.json")?;
+    let held_redis = held
+        .get("REDIS_URL")
+        .ok_or_else(|| format!("no REDIS_URL among the run's: {held:?}"))?;
+    let mut redis = redis::Client::open(held_redis.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    redis::cmd("SET")
+        .arg("whose")
+        .arg("the run's")
+        .query_async::<()>(&mut redis)
+        .await?;
+    let kept = run.keep_a_failed_test()?;
 
     // A test holds its slice while the keeper is killed.
     let across_child = tokio::task::spawn_blocking({
-        let env: Vec<(String, Option<String>)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
-            .collect();
-        move || {
-            let env: Vec<(&str, Option<&str>)> = env
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_deref()))
-                .collect();
-            run_child(
-                "child_uses_its_slice_across_the_succession",
-                &env,
-                CHILD_BOUND,
-            )
-        }
+        let env = run.child_env(false);
+        move || run_with("child_uses_its_slice_across_the_succession", &env)
     });
     eventually(
         "the holding child's slice",
         Duration::from_secs(60),
-        async || scratch.path().join("across.json").exists(),
+        async || run.dir.path().join("across.json").exists(),
     )
     .await?;
-    let across = read_parts(scratch.path(), "across.json")?;
-    let identity = succession_env_of(&tag).identity()?;
-    let killed = keeper_of(&identity).ok_or("no keeper of the environment")?;
-    signal(killed.pid, "-KILL")?;
+    let across = run.parts("across.json")?;
+    // Its namespace answers at the stub's own address (checked again once it is given back).
+    let stub_var = format!(
+        "{}_STUB_URL",
+        stub_name(&tag).to_uppercase().replace('-', "_")
+    );
+    let (stub_root, held_namespace) = held
+        .get(&stub_var)
+        .and_then(|url| url.rsplit_once("/__ns/"))
+        .ok_or_else(|| format!("no {stub_var} with a namespace among the run's: {held:?}"))?;
+    let across_url = format!(
+        "{stub_root}/__ns/{}/who",
+        across["namespace"].as_str().unwrap_or_default()
+    );
+    assert_eq!(
+        reqwest::get(&across_url).await?.text().await?,
+        "held across"
+    );
+    let killed = run.kill_the_keeper()?;
 
-    // The next attach starts a successor, which adopts the environment.
-    let output = run_child("child_attaches_after_the_succession", &env, CHILD_BOUND);
+    // The next attach starts a successor (if the reaper has not), which adopts the environment.
+    let output = run.child("child_attaches_after_the_succession", false);
     assert_child_passed("child_attaches_after_the_succession", &output);
-    let after = read_parts(scratch.path(), "after.json")?;
-    std::fs::write(scratch.path().join("go"), "")?;
+    let after = run.parts("after.json")?;
+    std::fs::write(run.dir.path().join("go"), "")?;
     let output = across_child.await?;
     assert_child_passed("child_uses_its_slice_across_the_succession", &output);
 
@@ -233,7 +328,7 @@ async fn a_successor_takes_over_every_slice_the_killed_keeper_held() -> TestResu
         after["instance"], across["instance"],
         "adopted, not started anew"
     );
-    let successor = keeper_of(&identity).ok_or("no successor")?;
+    let successor = keeper_of(&run.identity()?).ok_or("no successor")?;
     assert_ne!(successor.pid, killed.pid);
     assert_eq!(
         successor.held, 1,
@@ -244,15 +339,17 @@ async fn a_successor_takes_over_every_slice_the_killed_keeper_held() -> TestResu
         successor.kept[0].ends_with("child_fails_and_is_kept"),
         "{successor:?}"
     );
+    // The run's and the kept slice's data are where they were: not flushed, not handed out.
+    assert_eq!(
+        redis_get(held_redis, "whose").await?.as_deref(),
+        Some("the run's")
+    );
+    let kept_redis = redis_db_url(held_redis, &kept["redis"]);
+    assert_eq!(
+        redis_get(&kept_redis, "whose").await?.as_deref(),
+        Some("kept")
+    );
     // Every part the successor cut after is apart from those the dead keeper handed out.
-    let held_db: u64 = held["REDIS_URL"].rsplit('/').next().unwrap_or("").parse()?;
-    let held_stub_url = &held[&format!(
-        "{}_STUB_URL",
-        stub_name(&tag).to_uppercase().replace('-', "_")
-    )];
-    let (stub_root, held_namespace) = held_stub_url
-        .rsplit_once("/__ns/")
-        .ok_or("no namespace in the held stub URL")?;
     for (whose, parts) in [("kept", &kept), ("held across", &across)] {
         for part in ["redis", "namespace", "prefix"] {
             assert_ne!(
@@ -261,10 +358,8 @@ async fn a_successor_takes_over_every_slice_the_killed_keeper_held() -> TestResu
             );
         }
     }
-    assert_ne!(
-        after["redis"], held_db,
-        "the run's Redis database handed out again"
-    );
+    let held_db: u64 = held_redis.rsplit('/').next().unwrap_or("").parse()?;
+    assert_ne!(after["redis"], held_db, "the run's Redis database again");
     assert_ne!(
         after["prefix"],
         held["KAFKA_TOPIC_PREFIX"].as_str(),
@@ -272,7 +367,7 @@ async fn a_successor_takes_over_every_slice_the_killed_keeper_held() -> TestResu
     );
     assert_ne!(
         after["namespace"], held_namespace,
-        "the run's namespace handed out again"
+        "the run's namespace again"
     );
 
     // Once the holding test ended, the successor gave its slice back: topics deleted,
@@ -294,12 +389,11 @@ async fn a_successor_takes_over_every_slice_the_killed_keeper_held() -> TestResu
         },
     )
     .await?;
-    let namespace = across["namespace"].as_str().unwrap_or_default().to_string();
     eventually(
         "the held-across slice's namespace removed",
         Duration::from_secs(20),
         async || {
-            let answer = reqwest::get(format!("{stub_root}/__ns/{namespace}/who")).await;
+            let answer = reqwest::get(&across_url).await;
             answer.is_ok_and(|a| a.status() != 200)
         },
     )
@@ -307,16 +401,56 @@ async fn a_successor_takes_over_every_slice_the_killed_keeper_held() -> TestResu
 
     // `drydock down` removes everything of the run.
     let ended = tokio::task::spawn_blocking({
-        let run = run.clone();
-        move || drydock::shared::down(&run, None)
+        let id = run.id.clone();
+        move || drydock::shared::down(&id, None)
     })
     .await??;
     assert_eq!(ended.len(), 1, "{ended:?}");
-    let label = format!("drydock.run={run}");
+    let label = format!("drydock.run={}", run.id);
     eventually(
         "the run's containers removed",
         Duration::from_secs(30),
         async || labelled(&label).await.is_ok_and(|left| left.is_empty()),
     )
     .await
+}
+
+/// The run has ended (its process is gone), a failed test's slice is kept for a look, and the
+/// keeper is killed: the successor its reaper starts — no test attaches — keeps that slice
+/// past the grace period, as its predecessor did, instead of ending with the run.
+#[tokio::test]
+async fn a_slice_kept_for_a_look_outlives_the_run_across_a_successor() -> TestResult {
+    // The run's process: gone before the keeper is killed.
+    let mut owner = std::process::Command::new("sleep").arg("60").spawn()?;
+    let run = Run::new(owner.id())?;
+    run.keep_a_failed_test()?;
+    owner.kill()?;
+    owner.wait()?;
+    let identity = run.identity()?;
+    // The keeper's run directory: its pid file names the successor once one serves. Watched
+    // there, not asked: a question would wake the successor's loop and hide a keeper that
+    // does not weigh what it took over.
+    let dir = drydock::shared::keepers()
+        .into_iter()
+        .find(|(_, status)| status.as_ref().is_ok_and(|s| s.identity == identity))
+        .map(|(dir, _)| dir)
+        .ok_or("no keeper of the environment")?;
+    let killed = run.kill_the_keeper()?;
+    let pid_file = dir.join("keeper.pid");
+    eventually(
+        "a successor started by the dead keeper's reaper",
+        Duration::from_secs(30),
+        async || {
+            std::fs::read_to_string(&pid_file).is_ok_and(|pid| pid.trim() != killed.pid.to_string())
+        },
+    )
+    .await?;
+    let successor: u32 = std::fs::read_to_string(&pid_file)?.trim().parse()?;
+    // Past the grace period (2 s) with no test and no run: still there, still keeping it.
+    tokio::time::sleep(GRACE + Duration::from_secs(2)).await;
+    let keeper = keeper_of(&identity).ok_or("the successor ended with the run")?;
+    assert_eq!(keeper.pid, successor);
+    assert_eq!(keeper.kept.len(), 1, "{keeper:?}");
+    assert_eq!(keeper.held, 0, "{keeper:?}");
+    Ok(())
 }

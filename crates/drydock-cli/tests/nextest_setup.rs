@@ -83,6 +83,20 @@ async fn drydock_in(run: &str, args: &[&str], bound: Duration) -> Result<String,
     }
 }
 
+/// Runs `drydock down <services>` in its run when dropped, so a failing test leaves nothing.
+struct DownAtEnd(String, Vec<String>);
+
+impl Drop for DownAtEnd {
+    fn drop(&mut self) {
+        let mut command = clean(DRYDOCK);
+        command
+            .arg("down")
+            .args(&self.1)
+            .env("DRYDOCK_RUN_ID", &self.0);
+        let _ = run_bounded(command, Duration::from_secs(120));
+    }
+}
+
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
@@ -275,6 +289,8 @@ async fn up_keeps_the_environment_until_down_removes_it() -> TestResult {
 async fn up_names_several_services_of_a_kind() -> TestResult {
     let run = format!("up-named-{}", uuid::Uuid::new_v4().simple());
     let services = ["redis:cache", "redis:sessions"];
+    // However the test ends, `drydock down` (a second time after the test's own: a no-op).
+    let _down = DownAtEnd(run.clone(), services.map(String::from).to_vec());
     let up = [&["up"][..], &services[..]].concat();
     let printed = drydock_in(&run, &up, Duration::from_secs(120)).await?;
     let vars = parse(&printed);

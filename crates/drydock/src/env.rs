@@ -56,10 +56,13 @@ impl Default for EnvBuilder {
 
 impl EnvBuilder {
     /// Adds a service of any kind: drydock's own or one of yours (see [`Service`]). A service
-    /// of the same name replaces the earlier one.
+    /// of the same name and kind replaces the earlier one (`with_postgres` twice: the second's
+    /// settings); one of the same name and another kind is an error when the environment
+    /// starts.
     pub fn with_service<S: Service>(mut self, service: S) -> Self {
         let name = service.name().to_string();
-        self.services.retain(|s| s.name() != name);
+        self.services
+            .retain(|s| s.name() != name || s.kind() != S::KIND);
         self.services.push(Box::new(service));
         self
     }
@@ -215,6 +218,7 @@ impl EnvBuilder {
             )?;
             service.resolve_paths(&base)?;
         }
+        crate::service::check_names_apart(self.services.iter().map(|s| (s.name(), s.kind())))?;
         for service in &self.services {
             for dependency in service.depends_on() {
                 if !self.services.iter().any(|s| s.name() == dependency) {
@@ -451,7 +455,7 @@ impl Env {
             .running
             .iter()
             .find(|(n, _)| n == name)
-            .ok_or_else(|| self.services.not_in_env(name))?;
+            .ok_or_else(|| self.services.not_in_env(name, None))?;
         Ok(crate::outage::Outage {
             service,
             started: &**started,

@@ -33,7 +33,11 @@ pub type TestResult<T = ()> = std::result::Result<T, BoxError>;
 /// Everything that can go wrong while starting, using or tearing down an environment.
 ///
 /// ```
-/// let err = drydock::Error::ServiceNotInEnv { service: "redis".into(), present: vec![] };
+/// let err = drydock::Error::ServiceNotInEnv {
+///     service: "redis".into(),
+///     wanted: Some("redis".into()),
+///     present: vec![],
+/// };
 /// assert!(err.to_string().contains("Env::builder()"));
 /// assert_eq!(format!("{err:?}"), err.to_string(), "Debug shows the actionable text");
 /// ```
@@ -182,17 +186,17 @@ pub enum Error {
 
     /// The environment has no service of the name asked for.
     #[error(
-        "this environment has no {service} service{}\n  to fix: {}add it when building: \
-         Env::builder().with_{service}(..), or for one of yours \
-         .with_container(Container::from_image(\"{service}\", ..)) / .with_service(..)",
-        render_present(present).0,
-        render_present(present).1
+        "this environment has no {service} service{}\n  to fix: {}",
+        render_present(present),
+        missing_fix(service, wanted.as_deref(), present)
     )]
     ServiceNotInEnv {
         /// The service that was asked for.
         service: String,
-        /// The services it has, each as `name (kind)`.
-        present: Vec<String>,
+        /// The kind asked for (`postgres`), when the question named one.
+        wanted: Option<String>,
+        /// The services it has, as `(name, kind)`.
+        present: Vec<(String, String)>,
     },
 
     /// The service asked for exists, but is of another type than the handle asked for.
@@ -469,19 +473,43 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// What a [`Error::ServiceNotInEnv`] says the environment has, and the hint to ask for one of
-/// those by its name (a service named with `ServiceExt::named` is not found by its kind).
-fn render_present(present: &[String]) -> (String, String) {
-    match present.first() {
-        None => (String::new(), String::new()),
-        Some(first) => (
-            format!(" (it has: {})", present.join(", ")),
-            format!(
-                "ask for one of those by its name (`.named::<…>(\"{}\")`), or ",
-                first.split(' ').next().unwrap_or(first)
-            ),
-        ),
+/// What a [`Error::ServiceNotInEnv`] says the environment has.
+fn render_present(present: &[(String, String)]) -> String {
+    if present.is_empty() {
+        return String::new();
     }
+    let list: Vec<String> = present
+        .iter()
+        .map(|(name, kind)| format!("{name} ({kind})"))
+        .collect();
+    format!(" (it has: {})", list.join(", "))
+}
+
+/// The `to fix:` of a [`Error::ServiceNotInEnv`]: ask for a service of the kind by the name it
+/// was given (one named with `ServiceExt::named` is not found by its kind), or add one.
+fn missing_fix(service: &str, wanted: Option<&str>, present: &[(String, String)]) -> String {
+    let of_kind = present
+        .iter()
+        .find(|(_, kind)| Some(kind.as_str()) == wanted);
+    let ask = match of_kind {
+        Some((name, _)) => {
+            format!("ask for it by the name it was given (`.named::<…>(\"{name}\")`), or ")
+        }
+        None => String::new(),
+    };
+    let add = match wanted {
+        Some(kind) if kind == service => format!(
+            "add it when building: Env::builder().with_{service}(..), or for one of yours \
+             .with_container(Container::from_image(\"{service}\", ..)) / .with_service(..)"
+        ),
+        Some(kind) => format!(
+            "add a {kind} named {service} when building: `.with_service(….named(\"{service}\"))`"
+        ),
+        None => {
+            format!("use one of the names it has, or add a service named {service} when building")
+        }
+    };
+    format!("{ask}{add}")
 }
 
 fn render_reported(reported: &[String]) -> String {

@@ -50,7 +50,7 @@ impl Services {
             .entries
             .iter()
             .find(|e| e.name == name)
-            .ok_or_else(|| self.not_in_env(name))?;
+            .ok_or_else(|| self.not_in_env(name, Some(S::KIND)))?;
         entry
             .handle
             .downcast_ref::<S::Handle>()
@@ -119,17 +119,19 @@ impl Services {
             .iter()
             .find(|e| e.name == name)
             .map(|e| e.proxies.as_slice())
-            .ok_or_else(|| self.not_in_env(name))
+            .ok_or_else(|| self.not_in_env(name, None))
     }
 
-    /// The error for a service `name` this environment lacks, naming those it has.
-    pub(crate) fn not_in_env(&self, name: &str) -> Error {
+    /// The error for a service `name` (of kind `wanted`, when asked for by type) this
+    /// environment lacks, naming those it has.
+    pub(crate) fn not_in_env(&self, name: &str, wanted: Option<&str>) -> Error {
         Error::ServiceNotInEnv {
             service: name.to_string(),
+            wanted: wanted.map(str::to_string),
             present: self
                 .entries
                 .iter()
-                .map(|e| format!("{} ({})", e.name, e.kind))
+                .map(|e| (e.name.clone(), e.kind.to_string()))
                 .collect(),
         }
     }

@@ -114,7 +114,7 @@ pub enum Sharing {
 /// The knobs every service has, kept in one place ([`ServiceExt`] sets them on any service).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Common {
-    /// The image set in code (`DRYDOCK_IMAGE_<KIND>` still wins).
+    /// The image set in code (the variables of [`Service::image_vars`] still win).
     pub image: Option<String>,
     /// How long the service may take to be ready.
     pub ready_timeout: Option<Duration>,
@@ -212,9 +212,10 @@ pub trait Service:
     ) -> impl Future<Output = Result<Option<Self::Slicer>>> + Send {
         async { Ok(None) }
     }
-    /// A lease on `scope`, which a test still holds from a keeper that died: the successor
-    /// drops it (gives the scope back) when that test's process ends. `None`, the default:
-    /// nothing is given back for it.
+    /// A lease on `scope`, which a slice still holds from a keeper that died (a test's, the
+    /// run's, one kept for a look): the successor drops it, giving the scope back, when that
+    /// slice ends (its test's process, the run, `drydock down`). `None`, the default: nothing
+    /// is given back for it.
     fn reclaim(_slicer: &Arc<Self::Slicer>, _scope: &Self::Scope) -> Option<Lease<Self::Scope>> {
         None
     }
@@ -283,8 +284,8 @@ pub trait Service:
 /// # let _ = postgres;
 /// ```
 pub trait ServiceExt: Service {
-    /// Runs this image instead of the default (`DRYDOCK_IMAGE_<KIND>` still wins, so CI can
-    /// substitute).
+    /// Runs this image instead of the default (`DRYDOCK_IMAGE_<NAME>`, then `_<KIND>`, still
+    /// win, so CI can substitute).
     fn image(mut self, image: impl Into<String>) -> Self {
         self.common_mut().image = Some(image.into());
         self
@@ -317,6 +318,37 @@ pub trait ServiceExt: Service {
     }
 }
 
+/// Checks that no two services of an environment share a name, or a name that differs only
+/// in case or in `-`/`.`/`_` (`pay-ments`, `PAY_MENTS`): they would share their variables
+/// (`PAY_MENTS_STUB_URL`) and, Docker's names resolving without case, their network alias.
+pub(crate) fn check_names_apart<'a>(
+    services: impl Iterator<Item = (&'a str, &'static str)>,
+) -> Result<()> {
+    let mut seen: Vec<(String, &str, &str)> = Vec::new();
+    for (name, kind) in services {
+        let prefix = var_prefix(name);
+        if let Some((_, other, other_kind)) = seen.iter().find(|(p, _, _)| *p == prefix) {
+            let same = if *other == name {
+                format!("two services are named {name:?} (a {other_kind} and a {kind})")
+            } else {
+                format!(
+                    "the services {other:?} (a {other_kind}) and {name:?} (a {kind}) would share \
+                     their variables ({prefix}_…) and network name"
+                )
+            };
+            return Err(crate::Error::Spec {
+                service: name.to_string(),
+                problem: same,
+                fix: "give one of them another name (`.named(..)`, or \
+                      `Container::from_image`'s first argument)"
+                    .into(),
+            });
+        }
+        seen.push((prefix, name, kind));
+    }
+    Ok(())
+}
+
 /// `my-app` → `MY_APP`: a service's name as the start of an environment variable.
 pub(crate) fn var_prefix(name: &str) -> String {
     name.chars()
@@ -330,21 +362,22 @@ pub(crate) fn var_prefix(name: &str) -> String {
         .collect()
 }
 
-/// Checks that `name` can name a container and resolve on the environment's network: the
-/// engine would refuse it only once the network exists, naming neither.
+/// Checks that `name` can name a container, resolve on the environment's network and start
+/// its variables' names: the engine would refuse it only once the network exists, naming
+/// neither, and a shell would not take `1APP_HOST`.
 pub(crate) fn check_name(name: &str, fix: &str) -> Result<()> {
     let valid = name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric());
+        && name.starts_with(|c: char| c.is_ascii_alphabetic());
     if valid {
         return Ok(());
     }
     Err(crate::Error::Spec {
         service: name.to_string(),
         problem: format!(
-            "the name {name:?} cannot name a container: Docker allows letters, digits, `_`, \
-             `.` and `-`, starting with a letter or digit"
+            "the name {name:?} cannot name a service: it names a container and starts its \
+             variables' names, so letters, digits, `_`, `.` and `-`, starting with a letter"
         ),
         fix: fix.to_string(),
     })

@@ -75,7 +75,8 @@ impl RunDir {
         self.path.join("ready.json")
     }
 
-    /// One file per test's lease (its pid and scopes): what a successor keeper takes over.
+    /// One file per slice handed out (its holder, scopes and whose it is: a test's, the run's,
+    /// kept for a look): what a successor keeper takes over.
     pub(crate) fn leases_dir(&self) -> PathBuf {
         self.path.join("leases")
     }

@@ -157,16 +157,21 @@ impl Service for Kafka {
         Ok(plan)
     }
 
-    fn server(&self, _: &ContainerPlan, container: &StartedContainer) -> Result<KafkaServer> {
-        // The one port it publishes is the advertised one, the same inside and out. Read from
-        // the container, not the plan: a container adopted from a keeper that died was
-        // started with its predecessor's plan, and another port.
-        let port = container
+    fn server(&self, plan: &ContainerPlan, container: &StartedContainer) -> Result<KafkaServer> {
+        // The advertised port is published as itself, the same inside and out. Read from the
+        // container, not the plan: a container adopted from a keeper that died was started
+        // with its predecessor's plan, and another port.
+        let port = match container
             .ports()
-            .values()
-            .next()
-            .copied()
-            .unwrap_or_default();
+            .iter()
+            .find(|(inside, outside)| inside == outside)
+        {
+            Some((port, _)) => *port,
+            // Not published: the error names the port the plan asked for.
+            None => {
+                container.host_port(plan.fixed_ports.first().map_or(0, |(_, inside)| *inside))?
+            }
+        };
         Ok(KafkaServer {
             bootstrap: format!("{}:{port}", container.host()),
             internal: match self.flavour {

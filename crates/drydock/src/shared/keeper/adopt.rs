@@ -4,7 +4,8 @@
 //!
 //! What a keeper leaves for its successor, in the run directory: `ready.json` (the instance,
 //! written once it is ready, removed before it tears down) and `leases/<slice>.json` (each
-//! test's pid and scopes, removed when the test's connection closes).
+//! slice's scopes and whose it is — a test's, the run's, kept for a look — removed when the
+//! slice is given back).
 
 use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
 
@@ -32,8 +33,9 @@ pub(super) struct ReadyRecord {
 /// One slice's lease, as `leases/<slice>.json` records it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct LeaseRecord {
-    /// The process it was cut for.
-    pub test: RunOwner,
+    /// The process it was cut for: the test's, or `drydock up`'s for the run's slice.
+    #[serde(rename = "test")]
+    pub holder: RunOwner,
     /// Each service's name and the scope granted.
     pub scopes: Vec<(String, serde_json::Value)>,
     /// Whose it is, and so when a successor gives it back.
@@ -202,6 +204,12 @@ pub(super) fn take_over_leases(keeper: &Arc<Keeper>, resources: &Resources) {
     };
     for entry in entries.flatten() {
         let path = entry.path();
+        // `<slice>.partial`: a record the dead keeper was writing; the whole one it replaces
+        // (if any) is still there.
+        if path.extension().is_none_or(|e| e != "json") {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
         let record: Option<LeaseRecord> = std::fs::read_to_string(&path)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok());
@@ -215,17 +223,20 @@ pub(super) fn take_over_leases(keeper: &Arc<Keeper>, resources: &Resources) {
                 leases.extend(started.reclaim(scope.clone()));
             }
         }
-        let test = record.test.clone();
+        let test = record.holder.clone();
+        // The run's slice is held while the run's process lives (none: until `drydock down`).
+        let run_lives = keeper.spec.owner.as_ref().is_none_or(RunOwner::is_alive);
         // The record lives as long as the slice, so a successor of this keeper finds it too.
         leases.push(Box::new(super::lease::LeaseFile::adopted(
             path,
             record.clone(),
         )));
         match record.held_by {
-            HeldBy::Run => {
+            HeldBy::Run if run_lives => {
                 eprintln!("drydock keeper: holding the run's slice again (drydock up)");
                 keeper.held().push(leases);
             }
+            HeldBy::Run => drop(leases),
             HeldBy::Look { test } => {
                 eprintln!("drydock keeper: keeping the slice of failed test {test} again");
                 keeper.kept().push((test, leases));

@@ -129,6 +129,9 @@ pub(super) async fn handle(keeper: Arc<Keeper>, stream: UnixStream) {
             // over should this keeper die while the test holds it; removed when it ends.
             let record = keeper.dir.leases_dir().join(format!("{number}.json"));
             let mut record = LeaseFile::write(&record, pid, &grant, HeldBy::Test);
+            // Declared after the record, so given back before it is removed: a successor of a
+            // keeper that dies in between still finds what to give back.
+            let leases = leases;
             let _holder = Holder(Arc::clone(&resources), grant.slice);
             if reply(&mut write, &Response::Slice(Box::new(grant)))
                 .await
@@ -169,7 +172,7 @@ impl LeaseFile {
         };
         let _ = std::fs::create_dir_all(path.parent().unwrap_or(path));
         let record = LeaseRecord {
-            test,
+            holder: test,
             scopes: grant
                 .services
                 .iter()

@@ -382,6 +382,11 @@ enum Holding {
 /// Adopts the environment a keeper of this run and spec that died left ready, else starts
 /// one; prepares its slices, publishes the outcome to every waiting test, and watches it.
 async fn start(keeper: Arc<Keeper>, env_out: tokio::sync::oneshot::Sender<Holding>) {
+    // Counted as a lease while adopting: a successor started by a dead keeper's reaper has no
+    // test waiting on it, and must not end before it knows what its predecessor held. Dropped
+    // once the leases are taken over, which wakes the keeper's loop to weigh them (slices kept
+    // for a look or held for the run keep it longer than the grace period).
+    let adopting = super::lease::LeaseCount::new(&keeper);
     match super::adopt::adopt(&keeper).await {
         Ok(Some((resources, generation))) => {
             let watch =
@@ -397,11 +402,13 @@ async fn start(keeper: Arc<Keeper>, env_out: tokio::sync::oneshot::Sender<Holdin
                 resources.instance
             );
             ready(&keeper, resources, generation);
+            drop(adopting);
             return;
         }
         Ok(None) => {}
         Err(e) => eprintln!("drydock keeper: could not adopt the environment left: {e}"),
     }
+    drop(adopting);
     // No environment to adopt: any earlier keeper of this run and spec is dead, and what it
     // left can go (its lease records too).
     let _ = std::fs::remove_dir_all(keeper.dir.leases_dir());
