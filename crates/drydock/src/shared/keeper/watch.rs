@@ -109,6 +109,11 @@ async fn look(container: &crate::service::StartedContainer) -> Seen {
         }
     };
     let state = inspected.state.unwrap_or_default();
+    // `docker rm -f` kills the container first: its `die` comes before its `destroy`. One
+    // being removed is gone, not stopped (starting it again would be refused).
+    if state.status == Some(testcontainers::bollard::models::ContainerStateStatusEnum::REMOVING) {
+        return Seen::Gone;
+    }
     if state.paused == Some(true) {
         return Seen::Paused;
     }
@@ -277,6 +282,19 @@ pub(super) async fn caught_up(keeper: &Keeper, resources: &Resources, bound: Dur
 }
 
 /// Brings the environment along after `name`'s container went from `before` to `now`.
+/// The problem of a service whose container was removed: terminal.
+fn removed(name: &str, container: &str) -> Problem {
+    Problem {
+        service: name.into(),
+        what: format!(
+            "its container {container} was removed (`docker rm`, or a prune) while the run \
+             used it; this environment cannot serve again. To fix: run the tests again \
+             (`drydock down` ends this keeper now)"
+        ),
+        terminal: true,
+    }
+}
+
 async fn follow(keeper: &Keeper, name: &str, started: &dyn Started, before: &Seen, now: &Seen) {
     let container = started.container().name;
     match now {
@@ -288,15 +306,7 @@ async fn follow(keeper: &Keeper, name: &str, started: &dyn Started, before: &See
             ),
             terminal: false,
         }),
-        Seen::Gone => keeper.set_problem(Problem {
-            service: name.into(),
-            what: format!(
-                "its container {container} was removed (`docker rm`, or a prune) while the \
-                 run used it; this environment cannot serve again. To fix: run the tests \
-                 again (`drydock down` ends this keeper now)"
-            ),
-            terminal: true,
-        }),
+        Seen::Gone => keeper.set_problem(removed(name, &container)),
         Seen::Stopped(state) => {
             keeper.set_problem(Problem {
                 service: name.into(),
@@ -309,17 +319,21 @@ async fn follow(keeper: &Keeper, name: &str, started: &dyn Started, before: &See
                 .docker()
                 .start_container(&started.container().id, None)
                 .await;
-            let running = matches!(look(&started.container()).await, Seen::Running { .. });
-            // An error because `docker restart` started it meanwhile is no error.
-            if let (Err(e), false) = (restarted, running) {
-                keeper.set_problem(Problem {
-                    service: name.into(),
-                    what: format!(
-                        "its container {container} stopped ({state}) and could not be started \
-                         again: {e}"
-                    ),
-                    terminal: true,
-                });
+            match (restarted, look(&started.container()).await) {
+                // Removed meanwhile (its removal began after this look saw it stopped).
+                (_, Seen::Gone) => keeper.set_problem(removed(name, &container)),
+                // An error because `docker restart` started it meanwhile is no error.
+                (Err(e), seen) if !matches!(seen, Seen::Running { .. }) => {
+                    keeper.set_problem(Problem {
+                        service: name.into(),
+                        what: format!(
+                            "its container {container} stopped ({state}) and could not be \
+                             started again: {e}"
+                        ),
+                        terminal: true,
+                    })
+                }
+                _ => {}
             }
             // The next look sees it running, with a new start time: recovered then.
         }
