@@ -650,6 +650,38 @@ fn cases() -> Vec<Case> {
             &["\"my app!\"", "cannot name a service", "such as `my-app`"],
         ),
         lib(
+            "service_names_that_would_share_variables",
+            || {
+                start(
+                    Env::builder()
+                        .with_redis(Redis::default().named("pay-ments"))
+                        .with_redis(Redis::default().named("PAY_MENTS")),
+                )
+            },
+            &[
+                "\"pay-ments\"",
+                "\"PAY_MENTS\"",
+                "share",
+                "PAY_MENTS_",
+                "another name",
+            ],
+        ),
+        lib(
+            "service_name_taken_by_another_kind",
+            || {
+                start(
+                    Env::builder()
+                        .with_postgres(Postgres::default())
+                        .with_redis(Redis::default().named("postgres")),
+                )
+            },
+            &[
+                "two services are named \"postgres\"",
+                "a postgres and a redis",
+                "another name",
+            ],
+        ),
+        lib(
             "service_name_not_a_name",
             || start(Env::builder().with_redis(Redis::default().named("cache/eu"))),
             &["\"cache/eu\"", "cannot name a service", "`.named(..)`"],
