@@ -18,7 +18,9 @@ use drydock::{
     stub::{Response, Stub},
     Env, EnvBuilder, HttpStub, Kafka, Redis, ServiceExt, Slice, TestResult,
 };
-use drydock_tests::{assert_child_passed, keeper_of, labelled, run_child, signal};
+use drydock_tests::{
+    assert_child_passed, keeper_of, labelled, redis_get, redis_set, run_child, signal, DownAtEnd,
+};
 
 const GRACE: Duration = Duration::from_secs(2);
 const CHILD_BOUND: Duration = Duration::from_secs(120);
@@ -74,12 +76,7 @@ async fn child_holds_for_the_run() -> TestResult {
 #[drydock::test(env = succession_env)]
 #[ignore = "run by a_successor_takes_over_every_slice_the_killed_keeper_held"]
 async fn child_fails_and_is_kept(slice: &Slice) -> TestResult {
-    let mut redis = slice.redis()?.connection_manager().await?;
-    let _: () = redis::cmd("SET")
-        .arg("whose")
-        .arg("kept")
-        .query_async(&mut redis)
-        .await?;
+    redis_set(&slice.redis()?.url(), "whose", "kept").await?;
     std::fs::write(shared_dir().join("kept.json"), parts_of(slice)?.to_string())?;
     Err("failing, so that its slice is kept".into())
 }
@@ -113,12 +110,7 @@ async fn child_uses_its_slice_across_the_succession() -> TestResult {
     let url = slice.named::<HttpStub>(&stub_name(&tag()))?.url();
     let answer = reqwest::get(format!("{url}/who")).await?.text().await?;
     assert_eq!(answer, "held across");
-    let mut redis = slice.redis()?.connection_manager().await?;
-    let _: () = redis::cmd("SET")
-        .arg("k")
-        .arg("v")
-        .query_async(&mut redis)
-        .await?;
+    redis_set(&slice.redis()?.url(), "k", "v").await?;
     Ok(())
 }
 
@@ -154,17 +146,6 @@ async fn eventually(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Ok(())
-}
-
-/// Ends the run however the test ends: a failed test's kept slice would otherwise outlive it.
-struct DownAtEnd(String);
-
-impl Drop for DownAtEnd {
-    fn drop(&mut self) {
-        if let Err(e) = drydock::shared::down(&self.0, None) {
-            eprintln!("drydock down --run {}: {e}", self.0);
-        }
-    }
 }
 
 /// One run of a test below, as its child processes see it: the run, its owner process, the
@@ -251,13 +232,6 @@ fn redis_db_url(url: &str, db: &serde_json::Value) -> String {
     format!("{server}/{db}")
 }
 
-async fn redis_get(url: &str, key: &str) -> TestResult<Option<String>> {
-    let mut redis = redis::Client::open(url)?
-        .get_multiplexed_async_connection()
-        .await?;
-    Ok(redis::cmd("GET").arg(key).query_async(&mut redis).await?)
-}
-
 #[tokio::test]
 async fn a_successor_takes_over_every_slice_the_killed_keeper_held() -> TestResult {
     let run = Run::new(std::process::id())?;
@@ -275,14 +249,7 @@ async fn a_successor_takes_over_every_slice_the_killed_keeper_held() -> TestResu
     let held_redis = held
         .get("REDIS_URL")
         .ok_or_else(|| format!("no REDIS_URL among the run's: {held:?}"))?;
-    let mut redis = redis::Client::open(held_redis.as_str())?
-        .get_multiplexed_async_connection()
-        .await?;
-    redis::cmd("SET")
-        .arg("whose")
-        .arg("the run's")
-        .query_async::<()>(&mut redis)
-        .await?;
+    redis_set(held_redis, "whose", "the run's").await?;
     let kept = run.keep_a_failed_test()?;
 
     // A test holds its slice while the keeper is killed.

@@ -149,6 +149,38 @@ pub fn signal(pid: u32, signal: &str) -> std::io::Result<()> {
     }
 }
 
+/// Ends run `0` (`drydock down --run`) when dropped, however the test ends: a failed test's
+/// kept slice, or a `drydock up`'s held one, would otherwise outlive it.
+pub struct DownAtEnd(pub String);
+
+impl Drop for DownAtEnd {
+    fn drop(&mut self) {
+        if let Err(e) = drydock::shared::down(&self.0, None) {
+            eprintln!("drydock down --run {}: {e}", self.0);
+        }
+    }
+}
+
+/// `SET key value` on the Redis server and database of `url`.
+pub async fn redis_set(url: &str, key: &str, value: &str) -> redis::RedisResult<()> {
+    let mut redis = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .query_async(&mut redis)
+        .await
+}
+
+/// `GET key` on the Redis server and database of `url`.
+pub async fn redis_get(url: &str, key: &str) -> redis::RedisResult<Option<String>> {
+    let mut redis = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    redis::cmd("GET").arg(key).query_async(&mut redis).await
+}
+
 /// Whether a child run passed; on failure, its output is in the panic message.
 pub fn assert_child_passed(name: &str, output: &Output) {
     assert!(

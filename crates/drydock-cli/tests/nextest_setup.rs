@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use drydock_tests::labelled;
+use drydock_tests::{labelled, redis_get, redis_set, DownAtEnd};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -80,20 +80,6 @@ async fn drydock_in(run: &str, args: &[&str], bound: Duration) -> Result<String,
             "drydock {args:?} failed:\n{printed}\n{}",
             String::from_utf8_lossy(&output.stderr)
         ))
-    }
-}
-
-/// Runs `drydock down <services>` in its run when dropped, so a failing test leaves nothing.
-struct DownAtEnd(String, Vec<String>);
-
-impl Drop for DownAtEnd {
-    fn drop(&mut self) {
-        let mut command = clean(DRYDOCK);
-        command
-            .arg("down")
-            .args(&self.1)
-            .env("DRYDOCK_RUN_ID", &self.0);
-        let _ = run_bounded(command, Duration::from_secs(120));
     }
 }
 
@@ -290,28 +276,15 @@ async fn up_names_several_services_of_a_kind() -> TestResult {
     let run = format!("up-named-{}", uuid::Uuid::new_v4().simple());
     let services = ["redis:cache", "redis:sessions"];
     // However the test ends, `drydock down` (a second time after the test's own: a no-op).
-    let _down = DownAtEnd(run.clone(), services.map(String::from).to_vec());
+    let _down = DownAtEnd(run.clone());
     let up = [&["up"][..], &services[..]].concat();
     let printed = drydock_in(&run, &up, Duration::from_secs(120)).await?;
     let vars = parse(&printed);
     assert!(!vars.contains_key("REDIS_URL"), "{vars:?}");
     let (cache, sessions) = (&vars["CACHE_REDIS_URL"], &vars["SESSIONS_REDIS_URL"]);
     // Two servers: a key set in one is not in the other.
-    let mut cache = redis::Client::open(cache.as_str())?
-        .get_multiplexed_async_connection()
-        .await?;
-    let mut sessions = redis::Client::open(sessions.as_str())?
-        .get_multiplexed_async_connection()
-        .await?;
-    redis::cmd("SET")
-        .arg("k")
-        .arg("cached")
-        .query_async::<()>(&mut cache)
-        .await?;
-    let other: Option<String> = redis::cmd("GET")
-        .arg("k")
-        .query_async(&mut sessions)
-        .await?;
+    redis_set(cache, "k", "cached").await?;
+    let other = redis_get(sessions, "k").await?;
     assert_eq!(other, None, "a key of the cache server in the sessions one");
     let instance = format!("drydock.instance={}", vars["DRYDOCK_INSTANCE"]);
     assert_eq!(labelled(&instance).await?.containers.len(), 2);

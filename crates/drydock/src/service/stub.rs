@@ -158,6 +158,17 @@ impl StubSlicer {
         }
     }
 
+    /// The lease on namespace `name`: removed, with its stubs and journal, when it ends.
+    fn namespace_of(self: &Arc<Self>, name: String) -> Lease<String> {
+        Lease::new(
+            name.clone(),
+            SliceNamespace {
+                slicer: Arc::clone(self),
+                name,
+            },
+        )
+    }
+
     /// Creates a namespace on the server, named uniquely (see [`StubSlicer::id`]).
     async fn create_namespace(&self) -> Result<String> {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -316,13 +327,7 @@ impl Service for HttpStub {
 
     /// A namespace a test holds from a keeper that died: removed when the lease ends.
     fn reclaim(slicer: &Arc<StubSlicer>, name: &String) -> Option<Lease<String>> {
-        Some(Lease::new(
-            name.clone(),
-            SliceNamespace {
-                slicer: Arc::clone(slicer),
-                name: name.clone(),
-            },
-        ))
+        Some(StubSlicer::namespace_of(slicer, name.clone()))
     }
 
     fn owned_scope(_: &StubSlicer) -> String {
@@ -339,13 +344,7 @@ impl Service for HttpStub {
             None => slicer.create_namespace().await?,
         };
         tokio::spawn(Arc::clone(slicer).fill());
-        Ok(Lease::new(
-            name.clone(),
-            SliceNamespace {
-                slicer: Arc::clone(slicer),
-                name,
-            },
-        ))
+        Ok(StubSlicer::namespace_of(slicer, name))
     }
 
     fn route(server: &StubEndpoint, router: &mut Router) -> Result<StubEndpoint> {

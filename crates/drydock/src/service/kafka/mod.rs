@@ -211,14 +211,7 @@ impl Service for Kafka {
 
     /// A prefix a test holds from a keeper that died: its topics are deleted when it ends.
     fn reclaim(slicer: &Arc<KafkaSlicer>, prefix: &String) -> Option<Lease<String>> {
-        Some(Lease::new(
-            prefix.clone(),
-            SliceTopics {
-                server: slicer.server.clone(),
-                admin: slicer.admin.clone(),
-                prefix: prefix.clone(),
-            },
-        ))
+        Some(slicer.topics_of(prefix.clone()))
     }
 
     fn owned_scope(_: &KafkaSlicer) -> String {
@@ -230,14 +223,7 @@ impl Service for Kafka {
         Ok(match slicer.sharing {
             Sharing::Owned => Lease::unguarded(prefix),
             // Names, not resources: the test creates its topics; they are deleted on release.
-            Sharing::Shared => Lease::new(
-                prefix.clone(),
-                SliceTopics {
-                    server: slicer.server.clone(),
-                    admin: slicer.admin.clone(),
-                    prefix,
-                },
-            ),
+            Sharing::Shared => slicer.topics_of(prefix),
         })
     }
 
@@ -276,6 +262,20 @@ impl Service for Kafka {
                 kafka.prefix()
             ),
         ]
+    }
+}
+
+impl KafkaSlicer {
+    /// The lease on `prefix`: its topics are deleted when it ends.
+    fn topics_of(&self, prefix: String) -> Lease<String> {
+        Lease::new(
+            prefix.clone(),
+            SliceTopics {
+                server: self.server.clone(),
+                admin: self.admin.clone(),
+                prefix,
+            },
+        )
     }
 }
 
